@@ -1,0 +1,57 @@
+"""The one ComponentResource shape every tool shares (STYLE 7) and the backend interface.
+
+A tool module builds a `Workload`; `ToolComponent` hands it to the target backend and exposes
+typed endpoints. Type tokens are `observability:<module>:<Name>`; children are named
+`f"{name}-<role>"` with `parent=self` (Pulumi's component boilerplate, `staticpage.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Protocol
+
+import pulumi
+
+from components.workload import Workload
+
+
+@dataclass
+class Deployed:
+    """What a backend returns for one workload."""
+
+    # `http://<service>:<port>` per port name, as other tools in the stack reach it.
+    internal_urls: dict[str, pulumi.Output[str]]
+    # Per published port: the URL a user or an application outside the stack uses.
+    external_urls: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """Turns workloads into resources of one target (Docker or Kubernetes)."""
+
+    def deploy(self, name: str, workload: Workload, parent: pulumi.Resource) -> Deployed: ...
+
+
+class ToolComponent(pulumi.ComponentResource):
+    """One deployed tool. Subclasses set TYPE only: everything tool-specific is in its Workload."""
+
+    TYPE = "observability:tool:Tool"
+
+    internal_url: pulumi.Output[str]
+    """Main HTTP endpoint inside the stack's network (`http://<service>:<port>`)."""
+    urls: pulumi.Output[dict]
+    """External URL per published port name (empty when nothing is published)."""
+
+    def __init__(
+        self,
+        name: str,
+        workload: Workload,
+        backend: Backend,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        super().__init__(self.TYPE, name, None, opts)
+        self.workload = workload
+        deployed = backend.deploy(name, workload, parent=self)
+        main = workload.ports[0].name
+        self.internal_url = deployed.internal_urls[main]
+        self.urls = pulumi.Output.all(**deployed.external_urls) if deployed.external_urls else pulumi.Output.from_input({})
+        self.register_outputs({"internal_url": self.internal_url, "urls": self.urls})

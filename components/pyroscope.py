@@ -1,0 +1,67 @@
+"""Pyroscope (continuous profiling), single binary with filesystem storage.
+
+Upstream reference: Pyroscope configuration reference
+(https://grafana.com/docs/pyroscope/latest/configure-server/reference-configuration-parameters/)
+and the image's Dockerfile (`cmd/pyroscope/Dockerfile`: distroless, uid 10001, `/data`,
+config at `/etc/pyroscope/config.yaml`).
+
+Retention: Pyroscope has no single "retention" setting. Time-based retention is the compactor's
+`limits.compactor_blocks_retention_period` (0 = keep forever, upstream's default), which we set
+to `retention.profiles`; the ingesters' disk-based guard (`pyroscopedb.min_free_disk_gb`,
+`min_disk_available_percentage`) stays on as upstream recommends, so a full disk drops the
+oldest blocks instead of stopping ingestion.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from components import sizing
+from components.base import ToolComponent
+from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, image
+from config.durations import go_duration
+from config.model import Settings
+
+TOOL = "pyroscope"
+HTTP_PORT = 4040
+UID = GID = 10001
+DATA_DIR = "/data"
+CONFIG_PATH = "/etc/pyroscope/config.yaml"
+
+
+def config(settings: Settings) -> dict:
+    return {
+        "server": {"http_listen_port": HTTP_PORT},
+        "storage": {"backend": "filesystem", "filesystem": {"dir": f"{DATA_DIR}/shared"}},
+        "pyroscopedb": {"data_path": DATA_DIR, "min_free_disk_gb": 1, "min_disk_available_percentage": 0.05},
+        "limits": {"compactor_blocks_retention_period": go_duration(settings.retention.profiles)},
+        "self_profiling": {"disable_push": True},
+        "analytics": {"reporting_enabled": False},
+    }
+
+
+def render(settings: Settings) -> dict[str, str]:
+    return {"pyroscope/config.yaml": yaml.safe_dump(config(settings), sort_keys=False)}
+
+
+def workload(settings: Settings) -> Workload:
+    component = settings.components.pyroscope
+    files = render(settings)
+    return Workload(
+        name=TOOL,
+        image=image(TOOL, component, settings.registry_mirror),
+        uid=UID,
+        gid=GID,
+        args=(f"-config.file={CONFIG_PATH}",),
+        ports=(Port("http", HTTP_PORT, publish=True, ingest=True),),
+        # Distroless image: no shell, no HTTP client, so no in-container Docker healthcheck.
+        health=HealthCheck.http("/ready", HTTP_PORT, client=None),
+        resources=Resources.of(component),
+        config_files=(ConfigFile(CONFIG_PATH, files["pyroscope/config.yaml"]),),
+        data=DataVolume(DATA_DIR, sizing.volume_size(settings, TOOL)),
+        scratch=("/tmp",),
+    )
+
+
+class Pyroscope(ToolComponent):
+    TYPE = "observability:pyroscope:Pyroscope"

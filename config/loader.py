@@ -1,0 +1,351 @@
+"""Stack config -> one validated `Settings`, or a list of one-line problems.
+
+Merge order: built-in defaults (`config.model`) < environment preset (`config.presets`) < stack
+config. Objects merge key by key (setting only `retention.logs` keeps the preset's other
+retentions); lists (receivers, teams, group_by) replace as a whole.
+
+Every problem is reported as `observability:<key path>: <bad value> <what is allowed>`, all of
+them at once, and no credential value is ever echoed. This module has no Pulumi imports: the
+program (`__main__.py`), `make render` and the tests all feed it plain dicts.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import json
+from typing import Any, Iterable, Optional
+
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from config.model import Receiver, Settings, TeamReceiver
+from config.presets import PRESETS
+
+NAMESPACE = "observability"
+# Jobs the stack scrapes itself; team scrape jobs may not take these names.
+RESERVED_JOBS = frozenset(
+    ["prometheus", "alertmanager", "grafana", "loki", "tempo", "mimir", "pyroscope", "collector",
+     "kubernetes-pods"]
+)
+# pydantic names the branches of `Team.receiver` (a name or an object) in error locations.
+_UNION_TAGS = (("str",), ("constrained-str",), ("TeamReceiver",))
+_CREDENTIAL_KEYS = frozenset(["apiUrl", "routingKey", "authPassword", "adminPassword"])
+
+
+class ConfigError(Exception):
+    """Invalid stack config: `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """A bad value as the user wrote it, quoted and cut short (oversized input stays readable)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def key_path(loc: Iterable[Any]) -> str:
+    path = NAMESPACE + ":"
+    first = True
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += ("" if first else ".") + str(part)
+        first = False
+    return path
+
+
+def parse_raw(value: Any) -> Any:
+    """Pulumi hands config values over as strings; objects and scalars arrive JSON-encoded."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = deep_merge(base[key], value) if key in base else copy.deepcopy(value)
+        return merged
+    return copy.deepcopy(override)
+
+
+def _defaults() -> dict:
+    return Settings().model_dump(by_alias=True, exclude={"stack"}, mode="python")
+
+
+def _is_credential(loc: tuple) -> bool:
+    names = [p for p in loc if isinstance(p, str)]
+    return bool(names) and (
+        names[-1] in _CREDENTIAL_KEYS or (names[-1] == "url" and len(names) > 1 and names[-2] == "webhook")
+    )
+
+
+def _allowed_keys(loc: tuple) -> Optional[list[str]]:
+    """The keys the model allows at `loc` (for unknown-key messages)."""
+    model: Any = Settings
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        if part in ("TeamReceiver",):
+            model = TeamReceiver
+            continue
+        fields = {f.alias or n: f for n, f in model.model_fields.items()}
+        field = fields.get(part)
+        if field is None:
+            return None
+        model = _model_in(field.annotation)
+    if model is None:
+        return None
+    return [f.alias or n for n, f in model.model_fields.items() if not f.exclude]
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _format_pydantic(err: ValidationError, raw: dict) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    for e in err.errors(include_url=False):
+        loc = tuple(e["loc"])
+        # A team receiver is a name or an object: report only the branch the user chose.
+        if "receiver" in loc and loc[loc.index("receiver") + 1:][:1] in _UNION_TAGS:
+            i = loc.index("receiver")
+            if (loc[i + 1] != "TeamReceiver") == isinstance(_lookup(raw, loc[:i + 1]), dict):
+                continue
+            loc = loc[: i + 1] + loc[i + 2:]
+        path = key_path(loc)
+        kind, msg = e["type"], e["msg"]
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            line = f"{path}: unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+        elif kind == "missing":
+            line = f"{path}: is required"
+        else:
+            value = "<secret>" if _is_credential(loc) else show(e.get("input"))
+            reason = msg.removeprefix("Value error, ")
+            reason = reason[0].lower() + reason[1:] if reason else reason
+            if kind == "value_error":
+                line = f"{path}: {reason}"
+            elif kind == "string_pattern_mismatch":
+                line = f"{path}: {value} is not allowed ({_pattern_hint(loc)})"
+            else:
+                line = f"{path}: {value} is not allowed: {reason}"
+        if line not in seen:
+            seen.add(line)
+            problems.append(line)
+    return problems
+
+
+def _pattern_hint(loc: tuple) -> str:
+    last = [p for p in loc if isinstance(p, str)]
+    name = last[-1] if last else ""
+    hints = {
+        "name": "lowercase letters, digits and '-', at most 40, e.g. payments"
+        if "teams" in loc and loc[-1] == "name" and "receiver" not in loc
+        else "letters, digits, '-' and '_', at most 63",
+        "targets": "host:port, e.g. app:8000",
+        "job": "letters, digits, '.', '-', '_'",
+        "metricsPath": "an HTTP path such as /metrics",
+        "smarthost": "host:port, e.g. smtp.example.com:587",
+        "bindAddress": "an IP address such as 127.0.0.1",
+        "host": "a host name" if "docker" not in loc else "a URL such as unix:///var/run/docker.sock",
+        "alert": "a Prometheus alert name: letters, digits and '_'",
+    }
+    if isinstance(loc[-1], str) and loc[-2:-1] in (("labels",), ("annotations",), ("groupBy",)):
+        return "a Prometheus label name: letters, digits and '_'"
+    return hints.get(name, "see the configuration reference in the README")
+
+
+def _lookup(data: Any, loc: Iterable[Any]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _cross_field(s: Settings) -> list[str]:
+    problems: list[str] = []
+    names: dict[str, int] = {}
+    for i, receiver in enumerate(s.alerting.receivers):
+        if receiver.name in names:
+            problems.append(f"{key_path(('alerting', 'receivers', i, 'name'))}: {show(receiver.name)} "
+                            f"is defined twice (receiver names must be unique)")
+        names[receiver.name] = i
+    defined = sorted(names)
+    team_names: set[str] = set()
+    for i, team in enumerate(s.teams):
+        if team.name in team_names:
+            problems.append(f"{key_path(('teams', i, 'name'))}: {show(team.name)} is defined twice "
+                            f"(team names must be unique)")
+        team_names.add(team.name)
+        if isinstance(team.receiver, str):
+            if team.receiver not in names:
+                problems.append(f"{key_path(('teams', i, 'receiver'))}: {show(team.receiver)} is not a "
+                                f"defined receiver (defined: {', '.join(defined) or 'none'})")
+        else:
+            rname = s.team_receiver_name(team)
+            if rname in names:
+                problems.append(f"{key_path(('teams', i, 'receiver', 'name'))}: {show(rname)} clashes with "
+                                f"a receiver in alerting.receivers (name it differently)")
+            names.setdefault(rname, -1)
+        for j, rule in enumerate(team.alert_rules):
+            if rule.labels.get("team", team.name) != team.name:
+                problems.append(f"{key_path(('teams', i, 'alertRules', j, 'labels', 'team'))}: "
+                                f"{show(rule.labels['team'])} is not allowed (team rules are labelled "
+                                f"team={team.name}; leave it out)")
+    jobs: set[str] = set()
+    for i, team in enumerate(s.teams):
+        for j, target in enumerate(team.scrape_targets):
+            if target.job in RESERVED_JOBS or target.job in jobs:
+                problems.append(f"{key_path(('teams', i, 'scrapeTargets', j, 'job'))}: {show(target.job)} "
+                                f"is already a scrape job (job names must be unique across the stack)")
+            jobs.add(target.job)
+
+    routes = s.alerting.routes
+    for severity in ("critical", "warning", "default"):
+        name = getattr(routes, severity)
+        if name is not None and name not in names:
+            problems.append(f"{key_path(('alerting', 'routes', severity))}: {show(name)} is not a defined "
+                            f"receiver (defined: {', '.join(defined) or 'none'})")
+    if s.environment == "prod":
+        for severity in ("critical", "warning"):
+            name = getattr(routes, severity)
+            if name is None:
+                problems.append(f"{key_path(('alerting', 'routes', severity))}: is required in prod "
+                                f"(name a receiver; the seed sends critical to PagerDuty, warning to Slack)")
+            elif name in names and names[name] >= 0 and not s.alerting.receivers[names[name]].kinds():
+                problems.append(f"{key_path(('alerting', 'routes', severity))}: {show(name)} has no "
+                                f"slack, pagerduty, email or webhook settings; prod alerts must reach someone")
+        if s.grafana.anonymous_access:
+            problems.append(f"{key_path(('grafana', 'anonymousAccess'))}: true is not allowed in prod "
+                            f"(anonymous Grafana access is for dev only)")
+    if s.default_route is None and s.environment != "prod":
+        problems.append(f"{key_path(('alerting', 'routes', 'default'))}: is required (name a receiver)")
+
+    try:
+        loopback = ipaddress.ip_address(s.docker.bind_address).is_loopback
+    except ValueError:
+        problems.append(f"{key_path(('docker', 'bindAddress'))}: {show(s.docker.bind_address)} is not an IP address")
+        loopback = True
+    if not loopback and not s.docker.allow_public_ports:
+        problems.append(f"{key_path(('docker', 'bindAddress'))}: {show(s.docker.bind_address)} is not a loopback "
+                        f"address; set observability:docker.allowPublicPorts true to publish ports beyond this host")
+    if s.kubernetes.service_type != "ClusterIP" and not s.kubernetes.allow_public_services:
+        problems.append(f"{key_path(('kubernetes', 'serviceType'))}: {show(s.kubernetes.service_type)} exposes "
+                        f"the stack outside the cluster; set observability:kubernetes.allowPublicServices true to opt in")
+    if s.kubernetes.ingress.enabled and not s.kubernetes.ingress.host:
+        problems.append(f"{key_path(('kubernetes', 'ingress', 'host'))}: is required when the ingress is enabled")
+    for tool in ("alertmanager",):
+        if s.enabled(tool) and not s.enabled("prometheus"):
+            problems.append(f"{key_path(('components', tool, 'enabled'))}: true needs prometheus enabled "
+                            f"(nothing else sends it alerts)")
+    return problems
+
+
+def credential_paths(value: Any, loc: tuple = ()) -> Iterable[tuple]:
+    """Locations of every credential (SecretStr) in a validated model."""
+    if isinstance(value, SecretStr):
+        yield loc
+    elif isinstance(value, BaseModel):
+        for name, field in type(value).model_fields.items():
+            yield from credential_paths(getattr(value, name), loc + (field.alias or name,))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from credential_paths(item, loc + (i,))
+
+
+def load_settings(
+    raw: dict[str, Any], *, stack: str, secret_keys: Optional[Iterable[str]] = None
+) -> Settings:
+    """Validate stack config (keys without the `observability:` prefix) into `Settings`.
+
+    `secret_keys` lists the config keys Pulumi holds encrypted (`pulumi config set --secret`);
+    when given, a credential under any other key is refused as plaintext.
+    """
+    raw = {key: parse_raw(value) for key, value in raw.items()}
+    problems: list[str] = []
+    environment = raw.get("environment", stack)
+    if environment not in PRESETS:
+        where = "observability:environment" + ("" if "environment" in raw else f" (defaults to the stack name {show(stack)})")
+        problems.append(f"{where}: {show(environment)} is not a preset (use one of: {', '.join(PRESETS)})")
+        raise ConfigError(problems)
+    merged = deep_merge(deep_merge(_defaults(), PRESETS[environment]), raw)
+    merged["environment"] = environment
+    try:
+        settings = Settings.model_validate({**merged, "stack": stack})
+    except ValidationError as err:
+        raise ConfigError(_format_pydantic(err, merged)) from None
+    problems.extend(_cross_field(settings))
+    if secret_keys is not None:
+        secret = {k.split(":", 1)[-1] for k in secret_keys}
+        for loc in credential_paths(settings):
+            if loc[0] not in secret and _lookup(raw, loc) is not None:
+                path = key_path(loc)
+                problems.append(f"{path}: is a credential given in plaintext; set it with "
+                                f"`pulumi config set --secret --path '{path}' <value>`")
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def known_keys() -> list[str]:
+    return [f.alias or n for n, f in Settings.model_fields.items() if not f.exclude]
+
+
+def settings_from_stack_file(path: str, stack: str, placeholder: str = "secret-placeholder") -> Settings:
+    """Read a `Pulumi.<stack>.yaml` as the program would, secure values replaced by placeholders.
+
+    Used by `make render` and the tests; `secure:` leaves become `<placeholder>-<n>` strings that
+    count as secrets.
+    """
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        doc = yaml.safe_load(handle) or {}
+    raw, secret_keys = stack_config_values(doc.get("config") or {}, placeholder)
+    return load_settings(raw, stack=stack, secret_keys=secret_keys)
+
+
+def stack_config_values(config: dict, placeholder: str = "secret-placeholder") -> tuple[dict, list[str]]:
+    """`config:` of a stack file -> ({key: value} under our namespace, secret keys)."""
+    counter = iter(range(1, 1 << 30))
+    raw: dict[str, Any] = {}
+    secret_keys: list[str] = []
+
+    def replace(value: Any, key: str) -> Any:
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            if key not in secret_keys:
+                secret_keys.append(key)
+            return f"{placeholder}-{next(counter)}"
+        if isinstance(value, dict):
+            return {k: replace(v, key) for k, v in value.items()}
+        if isinstance(value, list):
+            return [replace(v, key) for v in value]
+        return value
+
+    for full_key, value in config.items():
+        namespace, _, key = full_key.partition(":")
+        if namespace != NAMESPACE:
+            continue
+        raw[key] = replace(value, key)
+    return raw, secret_keys

@@ -1,0 +1,357 @@
+"""The typed settings model: every stack config key under `observability:` and its default.
+
+Field names are snake_case in Python and camelCase in stack config (`keepErrors`, `apiUrl`).
+Every model forbids unknown keys, so a typo is an error rather than a silently ignored setting.
+The configuration reference in the README is generated from this module
+(`python -m config.reference`); a test fails when it is stale.
+
+Defaults here are the built-in layer; `config.presets` overrides them per environment and the
+stack's own config overrides both (see `config.loader`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+)
+from pydantic.alias_generators import to_camel
+
+from config.durations import parse_bytes, parse_cpu, parse_duration
+
+
+def _check(parser):
+    def validate(value: str) -> str:
+        parser(value)  # raises ValueError with the user-facing message
+        return value
+
+    return AfterValidator(validate)
+
+
+Duration = Annotated[str, _check(parse_duration)]
+Size = Annotated[str, _check(parse_bytes)]
+Cpu = Annotated[str, _check(parse_cpu)]
+# Safe as a Prometheus label value, a Kubernetes object name and a file name.
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")]
+ReceiverName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")]
+HostPort = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}):\d{1,5}$")]
+LabelName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")]
+# A credential: only ever handled as a secret (pydantic masks it in repr and errors).
+Credential = Annotated[SecretStr, Field(min_length=1, max_length=4096)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+_NOT_LATEST = re.compile(r"^(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def _pinned(tag: Optional[str]) -> Optional[str]:
+    if tag is not None and not _NOT_LATEST.match(tag):
+        raise ValueError(f'"{tag}" is not a pinned image tag (use an exact version such as v3.8.1, never latest)')
+    return tag
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+    )
+
+
+# --- retention and sampling -------------------------------------------------------------------
+
+
+class Retention(Model):
+    """How long each signal is kept. Prometheus duration syntax (`90m`, `12h`, `7d`, `2w`, `1y`)."""
+
+    metrics: Duration = Field("15d", description="Prometheus local TSDB and Mimir blocks retention.")
+    logs: Duration = Field("7d", description="Loki compactor `retention_period`.")
+    traces: Duration = Field("7d", description="Tempo compactor `block_retention`.")
+    profiles: Duration = Field("7d", description="Pyroscope `compactor_blocks_retention_period`.")
+
+
+class Sampling(Model):
+    """Tail sampling in the OpenTelemetry collector (and the SDK sampler apps are told to use)."""
+
+    traces: float = Field(
+        1.0, ge=0.0, le=1.0, allow_inf_nan=False,
+        description="Ratio 0..1 of ordinary traces kept (the seed: 1.0 in dev, 0.05 in prod).",
+    )
+    keep_errors: bool = Field(True, description="Always keep traces that contain an error span.")
+    slow_trace_threshold: Duration = Field(
+        "1s", description="Always keep traces longer than this (the seed's HighLatency threshold)."
+    )
+
+
+# --- alerting ---------------------------------------------------------------------------------
+
+
+class Slack(Model):
+    api_url: Credential = Field(description="Incoming-webhook URL. Secret: `pulumi config set --secret`.")
+    channel: Text = Field("#alerts", description="Channel, e.g. `#alerts`.")
+
+
+class PagerDuty(Model):
+    routing_key: Credential = Field(description="Events API v2 integration key. Secret.")
+    url: Optional[Text] = Field(None, description="Events API URL override (default: PagerDuty's).")
+
+
+class Email(Model):
+    to: Text = Field(description="Recipient address(es).")
+    from_: Text = Field(alias="from", description="Sender address.")
+    smarthost: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.-]{1,253}:\d{1,5}$")] = Field(
+        description="SMTP server `host:port`."
+    )
+    auth_username: Optional[Text] = Field(None, description="SMTP user (defaults to `from`).")
+    auth_password: Optional[Credential] = Field(None, description="SMTP password. Secret.")
+    require_tls: bool = Field(True, description="Require STARTTLS.")
+
+
+class Webhook(Model):
+    url: Credential = Field(description="Webhook URL (often carries a token). Secret.")
+
+
+class Receiver(Model):
+    """Where notifications go. One or more kinds; none at all is Alertmanager's null receiver."""
+
+    name: ReceiverName = Field(description="Receiver name, referenced by routes and teams.")
+    slack: Optional[Slack] = Field(None, description="Slack incoming webhook.")
+    pagerduty: Optional[PagerDuty] = Field(None, description="PagerDuty Events API v2.")
+    email: Optional[Email] = Field(None, description="Email via SMTP.")
+    webhook: Optional[Webhook] = Field(None, description="Generic webhook.")
+
+    def kinds(self) -> list[str]:
+        return [k for k in ("slack", "pagerduty", "email", "webhook") if getattr(self, k)]
+
+
+class TeamReceiver(Receiver):
+    name: Optional[ReceiverName] = Field(None, description="Defaults to `team-<team name>`.")
+
+
+class Routes(Model):
+    """Severity routing (the seed: critical -> PagerDuty, warning -> Slack, default -> email)."""
+
+    critical: Optional[ReceiverName] = Field(None, description="Receiver for `severity=critical`. Required in prod.")
+    warning: Optional[ReceiverName] = Field(None, description="Receiver for `severity=warning`. Required in prod.")
+    default: Optional[ReceiverName] = Field(None, description="Everything else; defaults to the warning receiver.")
+
+
+class Alerting(Model):
+    receivers: list[Receiver] = Field(default_factory=list, max_length=200, description="Receivers.")
+    routes: Routes = Field(default_factory=Routes, description="Severity routes (receiver names).")
+    group_by: list[LabelName] = Field(
+        default_factory=lambda: ["alertname", "cluster", "service"], max_length=20,
+        description="Alertmanager `group_by` (the seed's).",
+    )
+    group_wait: Duration = Field("10s", description="Alertmanager `group_wait`.")
+    group_interval: Duration = Field("10s", description="Alertmanager `group_interval`.")
+    repeat_interval: Duration = Field("12h", description="Alertmanager `repeat_interval`.")
+
+
+# --- teams ------------------------------------------------------------------------------------
+
+
+class AlertRule(Model):
+    alert: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")] = Field(
+        description="Alert name."
+    )
+    expr: Annotated[str, StringConstraints(min_length=1, max_length=4096)] = Field(description="PromQL.")
+    for_: Optional[Duration] = Field(None, alias="for", description="Pending period.")
+    labels: dict[LabelName, Annotated[str, StringConstraints(max_length=256)]] = Field(
+        default_factory=dict, max_length=30, description="Extra labels (`severity` routes it)."
+    )
+    annotations: dict[LabelName, Annotated[str, StringConstraints(max_length=4096)]] = Field(
+        default_factory=dict, max_length=30, description="Annotations (summary, description, ...)."
+    )
+
+
+class ScrapeTarget(Model):
+    job: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")] = Field(
+        description="Scrape job name."
+    )
+    targets: list[HostPort] = Field(min_length=1, max_length=500, description="`host:port` list.")
+    metrics_path: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./-]{0,255}$")] = Field(
+        "/metrics", description="HTTP path of the metrics."
+    )
+    scrape_interval: Optional[Duration] = Field(None, description="Overrides the global interval.")
+
+
+class Team(Model):
+    name: Slug = Field(description="Team name; alerts labelled `team=<name>` route to its receiver.")
+    receiver: Union[ReceiverName, TeamReceiver] = Field(
+        description="A receiver name from `alerting.receivers`, or a receiver object."
+    )
+    alert_rules: list[AlertRule] = Field(default_factory=list, max_length=500, description="Extra rules.")
+    scrape_targets: list[ScrapeTarget] = Field(default_factory=list, max_length=200, description="Extra jobs.")
+
+
+# --- components -------------------------------------------------------------------------------
+
+
+class ResourceAmounts(Model):
+    cpu: Cpu = Field("250m", description="CPU (Kubernetes quantity).")
+    memory: Size = Field("256Mi", description="Memory (Kubernetes quantity).")
+
+
+class Resources(Model):
+    requests: ResourceAmounts = Field(default_factory=ResourceAmounts, description="Requests.")
+    limits: ResourceAmounts = Field(
+        default_factory=lambda: ResourceAmounts(cpu="1", memory="512Mi"), description="Limits."
+    )
+
+
+class Storage(Model):
+    size: Optional[Size] = Field(None, description="Volume size; derived from retention x ingest when unset.")
+
+
+class Component(Model):
+    enabled: bool = Field(True, description="Deploy this tool.")
+    version: Annotated[Optional[str], AfterValidator(_pinned)] = Field(
+        None, description="Image tag override (default: the pinned version table)."
+    )
+    resources: Resources = Field(default_factory=Resources, description="Requests and limits.")
+    storage: Storage = Field(default_factory=Storage, description="Data volume (stateful tools).")
+
+
+def _component(cpu_req: str, mem_req: str, cpu_lim: str, mem_lim: str):
+    return Field(
+        default_factory=lambda: Component(
+            resources=Resources(
+                requests=ResourceAmounts(cpu=cpu_req, memory=mem_req),
+                limits=ResourceAmounts(cpu=cpu_lim, memory=mem_lim),
+            )
+        )
+    )
+
+
+class Components(Model):
+    """Per tool: enabled, image version, resources, storage. Defaults fit a 4 GiB dev host."""
+
+    prometheus: Component = _component("250m", "512Mi", "1", "1Gi")
+    alertmanager: Component = _component("50m", "64Mi", "250m", "128Mi")
+    grafana: Component = _component("100m", "128Mi", "500m", "384Mi")
+    loki: Component = _component("100m", "256Mi", "1", "512Mi")
+    tempo: Component = _component("100m", "256Mi", "1", "512Mi")
+    mimir: Component = _component("250m", "384Mi", "1", "768Mi")
+    pyroscope: Component = _component("100m", "128Mi", "500m", "384Mi")
+    collector: Component = _component("100m", "128Mi", "500m", "256Mi")
+
+
+class Ingest(Model):
+    """Expected ingest, used only to size volumes: storage = retention x rate x bytes/unit."""
+
+    metrics_samples_per_second: float = Field(2000, gt=0, le=1e9, description="Active samples/s scraped.")
+    log_gb_per_day: float = Field(1.0, gt=0, le=1e6, description="Uncompressed log volume per day.")
+    spans_per_second: float = Field(100, gt=0, le=1e9, description="Spans/s kept after sampling.")
+    profile_mb_per_day: float = Field(200, gt=0, le=1e9, description="Profile data per day.")
+
+
+# --- targets and access -----------------------------------------------------------------------
+
+
+class Grafana(Model):
+    admin_user: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")] = Field(
+        "admin", description="Admin login."
+    )
+    admin_password: Optional[Credential] = Field(
+        None, description="Admin password (secret). Generated (pulumi-random) and exported as a secret when unset."
+    )
+    anonymous_access: bool = Field(False, description="Allow anonymous Viewer access (refused in prod).")
+
+
+class Docker(Model):
+    host: Optional[Annotated[str, StringConstraints(pattern=r"^(unix|tcp|ssh|npipe)://\S{1,250}$")]] = Field(
+        None, description="Docker host (default: DOCKER_HOST or the local socket)."
+    )
+    bind_address: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F.:]{2,45}$")] = Field(
+        "127.0.0.1", description="Address published ports bind to."
+    )
+    allow_public_ports: bool = Field(
+        False, description="Opt-in required to bind to a non-loopback address."
+    )
+
+
+class Ingress(Model):
+    enabled: bool = Field(False, description="Create an Ingress for Grafana.")
+    host: Optional[Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")]] = Field(
+        None, description="Host name (required when enabled)."
+    )
+    class_name: Optional[Slug] = Field(None, description="IngressClass name.")
+    tls_secret: Optional[Slug] = Field(None, description="TLS Secret name in the namespace.")
+
+
+class Kubernetes(Model):
+    namespace: Slug = Field("observability", description="Namespace the stack lives in.")
+    kubeconfig: Optional[Text] = Field(None, description="Path or content of a kubeconfig (default: ambient).")
+    context: Optional[Text] = Field(None, description="kubeconfig context.")
+    storage_class: Optional[Slug] = Field(None, description="StorageClass of data volumes (default: the cluster's).")
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        "ClusterIP", description="Type of the user-facing Services."
+    )
+    allow_public_services: bool = Field(
+        False, description="Opt-in required for a NodePort/LoadBalancer service type."
+    )
+    ingress: Ingress = Field(default_factory=Ingress, description="Optional Grafana Ingress.")
+    render_to_directory: Optional[Text] = Field(
+        None, description="Write manifests to this directory instead of applying them (secrets in plaintext there)."
+    )
+
+
+class Settings(Model):
+    """The whole stack. Stack config key `observability:<field>` for each field below."""
+
+    environment: Literal["dev", "prod"] = Field(
+        "dev", description="Preset: `dev` or `prod`. Defaults to the stack name when that is a preset."
+    )
+    target: Literal["docker", "kubernetes"] = Field(
+        "docker", description="Where to deploy (preset: dev -> docker, prod -> kubernetes)."
+    )
+    retention: Retention = Field(default_factory=Retention, description="Retention per signal.")
+    sampling: Sampling = Field(default_factory=Sampling, description="Trace sampling.")
+    alerting: Alerting = Field(default_factory=Alerting, description="Receivers and severity routes.")
+    teams: list[Team] = Field(default_factory=list, max_length=2000, description="Team overlays.")
+    components: Components = Field(default_factory=Components, description="Per-tool settings.")
+    ingest: Ingest = Field(default_factory=Ingest, description="Expected ingest (volume sizing).")
+    grafana: Grafana = Field(default_factory=Grafana, description="Grafana access.")
+    docker: Docker = Field(default_factory=Docker, description="Docker target settings.")
+    kubernetes: Kubernetes = Field(default_factory=Kubernetes, description="Kubernetes target settings.")
+    registry_mirror: Optional[
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.:/_-]{0,200}[A-Za-z0-9]$")]
+    ] = Field(None, description="Prefix for every image, e.g. `mirror.example.com/hub`.")
+    protect_data: bool = Field(
+        False, description="Protect and retain data volumes (preset: prod true)."
+    )
+    stack: str = Field("dev", exclude=True, description="The Pulumi stack name (not a config key).")
+
+    # -- derived views used by render functions and components --------------------------------
+
+    def enabled(self, tool: str) -> bool:
+        return getattr(self.components, tool).enabled
+
+    def receiver_map(self) -> dict[str, Receiver]:
+        """Every receiver by name: `alerting.receivers` plus inline team receivers."""
+        found = {r.name: r for r in self.alerting.receivers}
+        for team in self.teams:
+            if isinstance(team.receiver, TeamReceiver):
+                data = team.receiver.model_dump(by_alias=False, exclude_none=True)
+                data["name"] = self.team_receiver_name(team)
+                found[data["name"]] = Receiver.model_validate(
+                    {**data, **{k: getattr(team.receiver, k) for k in ("slack", "pagerduty", "email", "webhook")}}
+                )
+        return found
+
+    @staticmethod
+    def team_receiver_name(team: Team) -> str:
+        if isinstance(team.receiver, str):
+            return team.receiver
+        return team.receiver.name or f"team-{team.name}"
+
+    @property
+    def default_route(self) -> Optional[str]:
+        routes = self.alerting.routes
+        return routes.default or routes.warning or routes.critical
+
