@@ -44,14 +44,20 @@ class ToolComponent(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        workload: Workload,
+        workloads: tuple[Workload, ...],
         backend: Backend,
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
         super().__init__(self.TYPE, name, None, opts)
-        self.workload = workload
-        deployed = backend.deploy(name, workload, parent=self)
-        main = workload.ports[0].name
-        self.internal_url = deployed.internal_urls[main]
-        self.urls = pulumi.Output.all(**deployed.external_urls) if deployed.external_urls else pulumi.Output.from_input({})
+        # The first workload is the tool itself; others are helpers it owns (the collector's
+        # per-node log agent), named `<name>-<workload name minus the tool prefix>`.
+        self.workloads = workloads
+        main, *helpers = workloads
+        deployed = backend.deploy(name, main, parent=self)
+        external = dict(deployed.external_urls)
+        for helper in helpers:
+            role = helper.name.removeprefix(main.name + "-")
+            external.update(backend.deploy(f"{name}-{role}", helper, parent=self).external_urls)
+        self.internal_url = deployed.internal_urls[main.ports[0].name]
+        self.urls = pulumi.Output.all(**external) if external else pulumi.Output.from_input({})
         self.register_outputs({"internal_url": self.internal_url, "urls": self.urls})

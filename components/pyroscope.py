@@ -44,10 +44,10 @@ def render(settings: Settings) -> dict[str, str]:
     return {"pyroscope/config.yaml": yaml.safe_dump(config(settings), sort_keys=False)}
 
 
-def workload(settings: Settings) -> Workload:
+def workloads(settings: Settings) -> tuple[Workload, ...]:
     component = settings.components.pyroscope
     files = render(settings)
-    return Workload(
+    return (Workload(
         name=TOOL,
         image=image(TOOL, component, settings.registry_mirror),
         uid=UID,
@@ -60,7 +60,7 @@ def workload(settings: Settings) -> Workload:
         config_files=(ConfigFile(CONFIG_PATH, files["pyroscope/config.yaml"]),),
         data=DataVolume(DATA_DIR, sizing.volume_size(settings, TOOL)),
         scratch=("/tmp",),
-    )
+    ),)
 
 
 class Pyroscope(ToolComponent):

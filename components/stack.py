@@ -78,14 +78,16 @@ class ObservabilityStack(pulumi.ComponentResource):
         self.settings = settings
         backend = make_backend(name, settings, self)
 
-        if settings.grafana.admin_password is not None:
+        password: pulumi.Output[str] = pulumi.Output.secret("")
+        if settings.enabled("grafana") and settings.grafana.admin_password is not None:
             password = secret_output(settings.grafana.admin_password)
-        else:
+        elif settings.enabled("grafana"):
+            # Never a default password: generate one, keep it in state, export it as a secret.
             password = random.RandomPassword(
                 f"{name}-grafana-admin-password", length=24, special=False,
                 opts=pulumi.ResourceOptions(parent=self),
             ).result
-        self.grafana_admin_password = pulumi.Output.secret(password) if settings.enabled("grafana") else pulumi.Output.secret("")
+        self.grafana_admin_password = pulumi.Output.secret(password)
 
         self.tools: dict[str, ToolComponent] = {}
         for module_name, class_name in TOOLS:
@@ -93,14 +95,14 @@ class ObservabilityStack(pulumi.ComponentResource):
                 continue
             module = importlib.import_module(f"components.{module_name}")
             extra = {"admin_password": password} if module_name == "grafana" else {}
-            workload = module.workload(settings, **extra)
             component_cls = getattr(module, class_name)
             self.tools[module_name] = component_cls(
-                f"{name}-{module_name}", workload, backend, opts=pulumi.ResourceOptions(parent=self)
+                f"{name}-{module_name}", module.workloads(settings, **extra), backend,
+                opts=pulumi.ResourceOptions(parent=self),
             )
         finish = getattr(backend, "finish", None)
         if finish is not None:
-            finish([tool.workload for tool in self.tools.values()])
+            finish([w for tool in self.tools.values() for w in tool.workloads])
 
         urls: dict[str, pulumi.Output] = {}
         for tool_name, tool in self.tools.items():

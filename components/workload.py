@@ -175,6 +175,13 @@ class Workload:
     discovers_pods: bool = False
     # Pod annotations/labels on Kubernetes; container labels on Docker.
     labels: dict[str, str] = field(default_factory=dict)
+    # One instance per node (Kubernetes DaemonSet) instead of one for the stack.
+    per_node: bool = False
+    # Why this workload runs as uid 0 (only the log agent, to read root-owned host log files);
+    # it still gets a read-only root filesystem and only the DAC_READ_SEARCH capability.
+    root_reason: Optional[str] = None
+    # Extra Linux capabilities beyond none (all others are dropped).
+    capabilities: tuple[str, ...] = ()
 
     def port(self, name: str) -> Port:
         for p in self.ports:
