@@ -131,6 +131,8 @@ def _format_pydantic(err: ValidationError, raw: dict) -> list[str]:
             if (loc[i + 1] != "TeamReceiver") == isinstance(_lookup(raw, loc[:i + 1]), dict):
                 continue
             loc = loc[: i + 1] + loc[i + 2:]
+        is_map_key = "[key]" in loc  # pydantic marks an invalid mapping key this way
+        loc = tuple(p for p in loc if p != "[key]")
         path = key_path(loc)
         kind, msg = e["type"], e["msg"]
         if kind == "extra_forbidden":
@@ -144,6 +146,8 @@ def _format_pydantic(err: ValidationError, raw: dict) -> list[str]:
             reason = reason[0].lower() + reason[1:] if reason else reason
             if kind == "value_error":
                 line = f"{path}: {reason}"
+            elif kind == "string_pattern_mismatch" and is_map_key:
+                line = f"{path}: {value} is not a Prometheus label name (letters, digits and '_')"
             elif kind == "string_pattern_mismatch":
                 line = f"{path}: {value} is not allowed ({_pattern_hint(loc)})"
             else:
