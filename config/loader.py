@@ -144,6 +144,8 @@ def _format_pydantic(err: ValidationError, raw: dict) -> list[str]:
             value = "<secret>" if _is_credential(loc) else show(e.get("input"))
             reason = msg.removeprefix("Value error, ")
             reason = reason[0].lower() + reason[1:] if reason else reason
+            if kind in ("model_type", "dict_type"):
+                reason = "it must be an object (key: value pairs)"
             if kind == "value_error":
                 line = f"{path}: {reason}"
             elif kind == "string_pattern_mismatch" and is_map_key:
@@ -172,7 +174,10 @@ def _pattern_hint(loc: tuple) -> str:
         "bindAddress": "an IP address such as 127.0.0.1",
         "host": "a host name" if "docker" not in loc else "a URL such as unix:///var/run/docker.sock",
         "alert": "a Prometheus alert name: letters, digits and '_'",
+        "registryMirror": "a registry host and path, e.g. mirror.example.com/hub",
     }
+    if name in ("namespace", "storageClass", "className", "tlsSecret"):
+        return "a Kubernetes name: lowercase letters, digits and '-', at most 40"
     if isinstance(loc[-1], str) and loc[-2:-1] in (("labels",), ("annotations",), ("groupBy",)):
         return "a Prometheus label name: letters, digits and '_'"
     return hints.get(name, "see the configuration reference in the README")
