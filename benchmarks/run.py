@@ -1,0 +1,187 @@
+"""`make bench`: how fast the program plans, how it scales with teams, what the stack costs to run.
+
+Prints, for this machine:
+1. wall time to evaluate the dev and prod stacks under Pulumi mocks, imports included (a fresh
+   interpreter per run), median of several runs;
+2. the same program's registrations replayed as plain resource registrations in a fresh
+   interpreter (the floor the SDK itself imposes) and the ratio between the two;
+3. evaluation time with 1, 10, 100 and 1000 teams (each with a receiver, rules and scrape
+   targets), and the size of the rendered Prometheus and Alertmanager configs;
+4. the deployed footprint per stack: requests/limits summed, storage per volume.
+Figures only; the tests assert behaviour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+
+EVALUATE = """
+import json, sys, time
+t0 = time.perf_counter()
+sys.path.insert(0, {root!r})
+from components.mockrun import run_program, stack_file_config
+config = stack_file_config({stack!r}) if {config!r} is None else json.loads({config!r})
+run = run_program({stack!r}, config)
+assert run.error is None, run.error
+print(json.dumps({{"seconds": time.perf_counter() - t0, "resources": len(run.resources)}}))
+"""
+
+RECORD = """
+import json, sys
+sys.path.insert(0, {root!r})
+from components.mockrun import run_program, stack_file_config
+run = run_program({stack!r}, stack_file_config({stack!r}))
+json.dump([{{"type": r.type, "name": r.name, "urn": r.urn, "parent": r.parent, "custom": r.custom,
+            "inputs": r.inputs}} for r in run.resources], open({out!r}, "w"))
+"""
+
+# The floor: the same registrations with no program logic, no config model, no renders.
+REPLAY = """
+import asyncio, json, sys, time
+t0 = time.perf_counter()
+import pulumi
+from pulumi.runtime import mocks, settings
+from pulumi.runtime.stack import wait_for_rpcs
+
+class Echo(pulumi.runtime.Mocks):
+    def new_resource(self, args):
+        return args.name + "-id", args.inputs
+    def call(self, args):
+        return {{}}
+
+loop = asyncio.new_event_loop(); asyncio.set_event_loop(loop)
+mocks.set_mocks(Echo(), project="observability", stack={stack!r}, preview=False)
+by_urn = {{}}
+for r in json.load(open({path!r})):
+    opts = pulumi.ResourceOptions(parent=by_urn.get(r["parent"]))
+    if r["custom"]:
+        res = pulumi.CustomResource(r["type"], r["name"], r["inputs"], opts)
+    else:
+        res = pulumi.ComponentResource(r["type"], r["name"], None, opts)
+        res.register_outputs({{}})
+    by_urn[r["urn"]] = res
+loop.run_until_complete(wait_for_rpcs())
+print(json.dumps({{"seconds": time.perf_counter() - t0}}))
+"""
+
+
+def _python(code: str) -> dict:
+    out = subprocess.run([PY, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median_seconds(code: str, runs: int) -> tuple[float, dict]:
+    results = [_python(code) for _ in range(runs)]
+    return statistics.median(r["seconds"] for r in results), results[0]
+
+
+def teams_config(count: int) -> dict:
+    from components.mockrun import stack_file_config
+
+    config = dict(stack_file_config("prod"))
+    config["observability:teams"] = [
+        {
+            "name": f"team-{i}",
+            "receiver": {"webhook": {"url": {"secure": "v1:x"}}},
+            "alertRules": [
+                {"alert": "TeamErrors", "expr": f'sum(rate(http_requests_total{{job="team-{i}-api",status=~"5.."}}[5m])) > 1',
+                 "for": "5m", "labels": {"severity": "warning"}},
+                {"alert": "TeamDown", "expr": f'up{{job="team-{i}-api"}} == 0', "for": "1m",
+                 "labels": {"severity": "critical"}},
+            ],
+            "scrapeTargets": [{"job": f"team-{i}-api", "targets": [f"api.team-{i}.svc:8000"]}],
+        }
+        for i in range(count)
+    ]
+    return config
+
+
+def rendered_sizes(config: dict, stack: str) -> tuple[int, int]:
+    from components.mockrun import engine_config
+    from components.render import render_all
+    from config import load_settings
+    from config.loader import parse_raw
+
+    values, secret = engine_config(config)
+    raw = {k.split(":", 1)[1]: parse_raw(v) for k, v in values.items() if k.startswith("observability:")}
+    files = render_all(load_settings(raw, stack=stack, secret_keys=secret))
+    prom = sum(len(t) for p, t in files.items() if p.startswith("prometheus/"))
+    return prom, len(files.get("alertmanager/alertmanager.yml", ""))
+
+
+def footprint(stack: str) -> list[tuple]:
+    from components import sizing
+    from components.stack import TOOLS
+    from components.workload import Resources
+    from config import settings_from_stack_file
+
+    settings = settings_from_stack_file(str(ROOT / f"Pulumi.{stack}.yaml"), stack)
+    rows = []
+    for tool, _ in TOOLS:
+        if not settings.enabled(tool):
+            continue
+        r = Resources.of(getattr(settings.components, tool))
+        try:
+            size = sizing.volume_size(settings, tool)
+        except ValueError:
+            size = "-"
+        rows.append((tool, r.cpu_request_cores, r.memory_request_bytes, r.cpu_limit_cores, r.memory_limit_bytes, size))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--teams", default="1,10,100,1000")
+    args = parser.parse_args()
+
+    print(f"# benchmarks ({args.runs} runs each, median; python {sys.version.split()[0]})\n")
+    print("## evaluation under Pulumi mocks, imports included\n")
+    print("| stack | resources | program s | replay floor s | ratio |\n|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for stack in ("dev", "prod"):
+            seconds, first = median_seconds(EVALUATE.format(root=str(ROOT), stack=stack, config=None), args.runs)
+            path = str(Path(tmp) / f"{stack}.json")
+            subprocess.run([PY, "-c", RECORD.format(root=str(ROOT), stack=stack, out=path)], cwd=ROOT, check=True)
+            floor, _ = median_seconds(REPLAY.format(stack=stack, path=path), args.runs)
+            print(f"| {stack} | {first['resources']} | {seconds:.3f} | {floor:.3f} | {seconds / floor:.2f}x |")
+
+    print("\n## scaling with teams (prod stack; each team: a receiver, 2 rules, 1 scrape job)\n")
+    print("| teams | resources | program s | vs 1 team | prometheus config bytes | alertmanager.yml bytes |")
+    print("|---|---|---|---|---|---|")
+    base = None
+    for count in [int(c) for c in args.teams.split(",")]:
+        config = teams_config(count)
+        seconds, first = median_seconds(
+            EVALUATE.format(root=str(ROOT), stack="prod", config=json.dumps(config)), max(1, args.runs // 2 + 1)
+        )
+        base = base or seconds
+        prom, am = rendered_sizes(config, "prod")
+        print(f"| {count} | {first['resources']} | {seconds:.3f} | {seconds / base:.2f}x | {prom} | {am} |")
+
+    gib, mib = 2**30, 2**20
+    for stack in ("dev", "prod"):
+        rows = footprint(stack)
+        print(f"\n## footprint: {stack}\n")
+        print("| tool | cpu request | memory request | cpu limit | memory limit | volume |\n|---|---|---|---|---|---|")
+        for tool, cr, mr, cl, ml, size in rows:
+            print(f"| {tool} | {cr:g} | {mr / mib:.0f}Mi | {cl:g} | {ml / mib:.0f}Mi | {size} |")
+        total = [sum(r[i] for r in rows) for i in range(1, 5)]
+        storage = sum(int(r[5][:-2]) for r in rows if r[5] != "-")
+        print(f"| **total** | {total[0]:g} | {total[1] / gib:.2f}Gi | {total[2]:g} | {total[3] / gib:.2f}Gi | {storage}Gi |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
