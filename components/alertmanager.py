@@ -1,9 +1,173 @@
-"""Alertmanager — STUB being written (constants are the contract other modules import)."""
+"""Alertmanager: routes Prometheus' alerts to teams and severity receivers.
 
+Upstream reference: Alertmanager configuration reference
+(https://prometheus.io/docs/alerting/latest/configuration/) and the image's Dockerfile (busybox,
+`USER nobody` = 65534, `/alertmanager`, config at `/etc/alertmanager/alertmanager.yml`).
+Validated with `amtool check-config` and `amtool config routes test` built at the pinned version
+(tests/test_alertmanager.py).
+
+Routing follows the seed: critical -> `alerting.routes.critical`, warning -> `routes.warning`,
+everything else -> the default receiver; team routes come first, so an alert labelled
+`team=<name>` reaches that team's receiver whatever its severity. Critical alerts inhibit warnings
+with the same alertname and instance. `matchers` syntax throughout (`match` is deprecated).
+
+Credentials never appear in the rendered file: every receiver reads them from a `*_file`
+(slack `api_url_file`, pagerduty `routing_key_file`, email `auth_password_file`, webhook
+`url_file`), which the target mounts from a secret at `/etc/alertmanager/secrets/`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Optional
+
+import yaml
+from pydantic import SecretStr
+
+from components import sizing
 from components.base import ToolComponent
+from components.secrets import secret_output
+from components.workload import (
+    ConfigFile, DataVolume, HealthCheck, Port, Resources, SecretFile, Workload, flags, image,
+)
+from config.model import Receiver, Settings
 
 TOOL = "alertmanager"
 HTTP_PORT = 9093
+UID = GID = 65534
+DATA_DIR = "/alertmanager"
+CONFIG_DIR = "/etc/alertmanager"
+CONFIG_PATH = f"{CONFIG_DIR}/alertmanager.yml"
+SECRETS_DIR = f"{CONFIG_DIR}/secrets"
+
+# The seed's Slack message.
+SLACK_TITLE = "{{ .GroupLabels.alertname }}"
+SLACK_TEXT = "{{ range .Alerts }}{{ .Annotations.description }}{{ end }}"
+
+
+def secret_path(receiver: str, kind: str, field: str, secrets_dir: str = SECRETS_DIR) -> str:
+    return posixpath.join(secrets_dir, f"{receiver}-{kind}-{field}")
+
+
+def secret_values(settings: Settings, secrets_dir: str = SECRETS_DIR) -> dict[str, SecretStr]:
+    """{absolute file path: credential} for every credential the receivers read from files."""
+    found: dict[str, SecretStr] = {}
+    for name, receiver in settings.receiver_map().items():
+        if receiver.slack:
+            found[secret_path(name, "slack", "api_url", secrets_dir)] = receiver.slack.api_url
+        if receiver.pagerduty:
+            found[secret_path(name, "pagerduty", "routing_key", secrets_dir)] = receiver.pagerduty.routing_key
+        if receiver.email and receiver.email.auth_password:
+            found[secret_path(name, "email", "auth_password", secrets_dir)] = receiver.email.auth_password
+        if receiver.webhook:
+            found[secret_path(name, "webhook", "url", secrets_dir)] = receiver.webhook.url
+    return found
+
+
+def receiver_config(name: str, receiver: Receiver, secrets_dir: str = SECRETS_DIR) -> dict:
+    """One receiver; with no kinds configured it is Alertmanager's null receiver (name only)."""
+    entry: dict = {"name": name}
+    if receiver.slack:
+        entry["slack_configs"] = [{
+            "api_url_file": secret_path(name, "slack", "api_url", secrets_dir),
+            "channel": receiver.slack.channel,
+            "title": SLACK_TITLE,
+            "text": SLACK_TEXT,
+            "send_resolved": True,
+        }]
+    if receiver.pagerduty:
+        # Events API v2: `routing_key` (the seed's `service_key` is the deprecated v1 API).
+        pagerduty: dict = {"routing_key_file": secret_path(name, "pagerduty", "routing_key", secrets_dir)}
+        if receiver.pagerduty.url:
+            pagerduty["url"] = receiver.pagerduty.url
+        entry["pagerduty_configs"] = [pagerduty]
+    if receiver.email:
+        email = receiver.email
+        mail: dict = {"to": email.to, "from": email.from_, "smarthost": email.smarthost}
+        if email.auth_password:
+            mail["auth_username"] = email.auth_username or email.from_
+            mail["auth_password_file"] = secret_path(name, "email", "auth_password", secrets_dir)
+        elif email.auth_username:
+            mail["auth_username"] = email.auth_username
+        mail["require_tls"] = email.require_tls
+        entry["email_configs"] = [mail]
+    if receiver.webhook:
+        entry["webhook_configs"] = [{"url_file": secret_path(name, "webhook", "url", secrets_dir)}]
+    return entry
+
+
+def routes(settings: Settings) -> list[dict]:
+    child: list[dict] = [
+        {"matchers": [f'team="{team.name}"'], "receiver": settings.team_receiver_name(team)}
+        for team in settings.teams
+    ]
+    severity = settings.alerting.routes
+    for level in ("critical", "warning"):
+        receiver: Optional[str] = getattr(severity, level)
+        if receiver:
+            child.append({"matchers": [f'severity="{level}"'], "receiver": receiver})
+    return child
+
+
+def config(settings: Settings, secrets_dir: str = SECRETS_DIR) -> dict:
+    """alertmanager.yml; `secrets_dir` is only changed by tests validating with real files."""
+    alerting = settings.alerting
+    route: dict = {
+        "receiver": settings.default_route,
+        "group_by": list(alerting.group_by),
+        "group_wait": alerting.group_wait,
+        "group_interval": alerting.group_interval,
+        "repeat_interval": alerting.repeat_interval,
+    }
+    child = routes(settings)
+    if child:
+        route["routes"] = child
+    return {
+        "global": {"resolve_timeout": "5m"},
+        "route": route,
+        "inhibit_rules": [{
+            "source_matchers": ['severity="critical"'],
+            "target_matchers": ['severity="warning"'],
+            "equal": ["alertname", "instance"],
+        }],
+        "receivers": [
+            receiver_config(name, receiver, secrets_dir)
+            for name, receiver in settings.receiver_map().items()
+        ],
+    }
+
+
+def render(settings: Settings) -> dict[str, str]:
+    return {"alertmanager/alertmanager.yml": yaml.safe_dump(config(settings), sort_keys=False)}
+
+
+def args() -> tuple[str, ...]:
+    return tuple(flags({
+        "config.file": CONFIG_PATH,
+        "storage.path": DATA_DIR,
+        # Empty: a single instance, no gossip cluster (and no port 9094 to secure).
+        "cluster.listen-address": "",
+    }))
+
+
+def workloads(settings: Settings) -> tuple[Workload, ...]:
+    component = settings.components.alertmanager
+    files = render(settings)
+    return (Workload(
+        name=TOOL,
+        image=image(TOOL, component, settings.registry_mirror),
+        uid=UID,
+        gid=GID,
+        args=args(),
+        ports=(Port("http", HTTP_PORT, publish=True),),
+        health=HealthCheck.http("/-/ready", HTTP_PORT, client="wget"),
+        resources=Resources.of(component),
+        config_files=(ConfigFile(CONFIG_PATH, files["alertmanager/alertmanager.yml"]),),
+        secret_files=tuple(
+            SecretFile(path, secret_output(value)) for path, value in secret_values(settings).items()
+        ),
+        data=DataVolume(DATA_DIR, sizing.volume_size(settings, TOOL)),
+    ),)
 
 
 class Alertmanager(ToolComponent):
