@@ -242,6 +242,10 @@ def check_images_pinned(resource_type: str, props: Mapping[str, Any], opts: Any 
         if problem:
             out.append(f"RemoteImage {_resource_name(props)}: {problem}")
     elif resource_type == DOCKER_CONTAINER:
+        # Absent: an output of a RemoteImage not resolved here (its image id); the RemoteImage's
+        # own `name` is judged instead. The provider never creates a container without an image.
+        if props.get("image") is None:
+            return out
         problem = image_problem(props.get("image"))
         if problem:
             out.append(f"Container {_resource_name(props)}: {problem}")

@@ -243,6 +243,8 @@ PASSING: dict[str, tuple[str, dict, Opts, PolicyContext]] = {
     "docker container, pinned, limited, loopback": (T.DOCKER_CONTAINER, docker_container(), Opts(), PROD),
     "docker container by image id": (
         T.DOCKER_CONTAINER, docker_container(image="sha256:" + "ab" * 32), Opts(), DEV),
+    "docker container, image id not resolved (mocks)": (
+        T.DOCKER_CONTAINER, {k: v_ for k, v_ in docker_container().items() if k != "image"}, Opts(), DEV),
     "docker container, image id unknown in preview": (
         T.DOCKER_CONTAINER, docker_container(image=next(iter(v.UNKNOWN_VALUES))), Opts(), DEV),
     "docker container, IPv6 loopback": (
