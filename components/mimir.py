@@ -1,9 +1,116 @@
-"""Mimir — STUB being written (constants are the contract other modules import)."""
+"""Mimir (long-term metrics), monolithic (`target: all`), one tenant, filesystem blocks storage.
 
+Upstream reference: Mimir configuration reference
+(https://grafana.com/docs/mimir/latest/configure/configuration-parameters/), the repo's
+single-process examples (`docs/configurations/*.yaml`, `development/mimir-monolithic-mode/
+config/mimir.yaml`: `multitenancy_enabled: false`, ring `replication_factor: 1`, per-ring
+`kvstore`) and "About versioning" (Prometheus API under `/prometheus`, push at `/api/v1/push`).
+
+What a single node does not need is switched off or made local: every ring uses the in-memory
+KV store (no memberlist gossip), replication is 1, usage reporting is off. Mimir's defaults
+use *relative* paths (`./tsdb/`, `./metrics-activity.log`, ...) resolved against `/` in the
+distroless image, which a non-root user cannot write, so every path is set under `/data`.
+
+The image has no USER line (it would run as root) and no shell or HTTP client: we run it as
+10001:10001 (the backends own `/data` for that uid) and Docker gets no in-container check.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from components import sizing
 from components.base import ToolComponent
+from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, flags, image
+from config.durations import go_duration
+from config.model import Settings
 
 TOOL = "mimir"
 HTTP_PORT = 8080
+GRPC_PORT = 9095
+UID = GID = 10001
+DATA_DIR = "/data"
+CONFIG_PATH = "/etc/mimir/mimir.yaml"
+# Prometheus-compatible query API prefix (Grafana's datasource URL).
+PROMETHEUS_PREFIX = "/prometheus"
+# Exemplars (trace ids on samples) are dropped unless a per-tenant budget is set; the default is 0.
+MAX_EXEMPLARS = 100_000
+
+
+def url() -> str:
+    return f"http://{TOOL}:{HTTP_PORT}"
+
+
+def push_url() -> str:
+    """Prometheus remote-write endpoint (Prometheus, Tempo's metrics generator, the collector)."""
+    return url() + "/api/v1/push"
+
+
+def query_url() -> str:
+    return url() + PROMETHEUS_PREFIX
+
+
+def _ring(**extra) -> dict:
+    # Single process: the in-memory KV store is shared by all rings in the process.
+    return {"instance_addr": "127.0.0.1", "kvstore": {"store": "inmemory"}, **extra}
+
+
+def config(settings: Settings) -> dict:
+    return {
+        "target": "all",
+        # One tenant ("anonymous"): no X-Scope-OrgID header needed by Prometheus or Grafana.
+        "multitenancy_enabled": False,
+        "server": {"http_listen_port": HTTP_PORT, "grpc_listen_port": GRPC_PORT, "log_level": "info"},
+        # Default is the relative ./metrics-activity.log: unwritable for a non-root user at `/`.
+        "activity_tracker": {"filepath": f"{DATA_DIR}/metrics-activity.log"},
+        "blocks_storage": {
+            "backend": "filesystem",
+            "filesystem": {"dir": f"{DATA_DIR}/blocks"},
+            "tsdb": {"dir": f"{DATA_DIR}/tsdb"},
+            "bucket_store": {"sync_dir": f"{DATA_DIR}/tsdb-sync"},
+        },
+        "compactor": {"data_dir": f"{DATA_DIR}/compactor", "sharding_ring": _ring()},
+        "distributor": {"ring": _ring()},
+        "ingester": {"ring": _ring(replication_factor=1)},
+        "store_gateway": {"sharding_ring": _ring(replication_factor=1)},
+        # The ruler is part of `all`; Prometheus evaluates the stack's rules, but the ruler still
+        # needs writable local paths.
+        "ruler": {"rule_path": f"{DATA_DIR}/ruler", "ring": _ring()},
+        "ruler_storage": {"backend": "filesystem", "filesystem": {"dir": f"{DATA_DIR}/rules"}},
+        "limits": {
+            # Mimir keeps blocks forever by default (0); this is the long-term metrics retention.
+            "compactor_blocks_retention_period": go_duration(settings.retention.metrics),
+            "max_global_exemplars_per_user": MAX_EXEMPLARS,
+        },
+        "usage_stats": {"enabled": False},
+    }
+
+
+def render(settings: Settings) -> dict[str, str]:
+    return {"mimir/mimir.yaml": yaml.safe_dump(config(settings), sort_keys=False)}
+
+
+def workloads(settings: Settings) -> tuple[Workload, ...]:
+    component = settings.components.mimir
+    files = render(settings)
+    return (Workload(
+        name=TOOL,
+        image=image(TOOL, component, settings.registry_mirror),
+        # The image would run as root (no USER line); run as 10001 with /data owned by it.
+        uid=UID,
+        gid=GID,
+        args=tuple(flags({"config.file": CONFIG_PATH}, prefix="-")),
+        ports=(
+            Port("http", HTTP_PORT, publish=True, ingest=True),
+            Port("grpc", GRPC_PORT),
+        ),
+        # Distroless: no shell or HTTP client in the image.
+        health=HealthCheck.http("/ready", HTTP_PORT, client=None),
+        resources=Resources.of(component),
+        config_files=(ConfigFile(CONFIG_PATH, files["mimir/mimir.yaml"]),),
+        data=DataVolume(DATA_DIR, sizing.volume_size(settings, TOOL)),
+        scratch=("/tmp",),
+    ),)
 
 
 class Mimir(ToolComponent):

@@ -1,12 +1,124 @@
-"""Tempo — STUB being written (constants are the contract other modules import)."""
+"""Tempo (traces), single binary with local storage and the metrics generator.
 
+Upstream reference: Tempo configuration reference
+(https://grafana.com/docs/tempo/latest/configuration/) and the repo's docker-compose example
+(`example/docker-compose/shared/tempo.yaml`: OTLP receivers, `storage.trace.backend: local`,
+`compactor.compaction.block_retention`, `metrics_generator.storage.remote_write` with
+`send_exemplars`, and `overrides.defaults.metrics_generator.processors`). The upgrade guide
+notes that since 2.7 receivers bind to localhost unless given an address, hence `0.0.0.0`.
+
+Image facts (2.9): `gcr.io/distroless/static-debian12:debug` with busybox under `/busybox` only
+(the 2.10 upgrade notes say the `:debug` base was dropped there), user 10001:10001, `/var/tempo`
+owned by it, no default config file (so `-config.file` is always passed).
+
+Links are derived from the other modules' constants: span metrics and service graphs are
+remote-written to Mimir when it is enabled, else to Prometheus' remote-write receiver.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from components import mimir, prometheus, sizing
 from components.base import ToolComponent
+from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, flags, image
+from config.durations import go_duration
+from config.model import Settings
 
 TOOL = "tempo"
 HTTP_PORT = 3200
+GRPC_PORT = 9095
+OTLP_GRPC_PORT = 4317
+OTLP_HTTP_PORT = 4318
+UID = GID = 10001
+DATA_DIR = "/var/tempo"
+CONFIG_PATH = "/etc/tempo/tempo.yaml"
+
+
+def url() -> str:
+    return f"http://{TOOL}:{HTTP_PORT}"
+
+
+def otlp_grpc_endpoint() -> str:
+    """`host:port` the collector exports traces to (OTLP/gRPC, plaintext inside the stack)."""
+    return f"{TOOL}:{OTLP_GRPC_PORT}"
+
+
+def metrics_write_url(settings: Settings) -> str | None:
+    """Where generated span metrics go: Mimir's push endpoint, else Prometheus' receiver."""
+    if settings.enabled("mimir"):
+        return f"http://{mimir.TOOL}:{mimir.HTTP_PORT}/api/v1/push"
+    if settings.enabled("prometheus"):
+        return f"http://{prometheus.TOOL}:{prometheus.HTTP_PORT}/api/v1/write"
+    return None
+
+
+def config(settings: Settings) -> dict:
+    doc: dict = {
+        # Streaming search/metrics over HTTP; Grafana's Tempo datasource uses it when available.
+        "stream_over_http_enabled": True,
+        "server": {"http_listen_port": HTTP_PORT, "grpc_listen_port": GRPC_PORT, "log_level": "info"},
+        "distributor": {"receivers": {"otlp": {"protocols": {
+            # Explicit 0.0.0.0: since 2.7 the default bind is localhost (unreachable from other
+            # containers/pods).
+            "grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC_PORT}"},
+            "http": {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"},
+        }}}},
+        "compactor": {"compaction": {"block_retention": go_duration(settings.retention.traces)}},
+        "storage": {"trace": {
+            "backend": "local",
+            "wal": {"path": f"{DATA_DIR}/wal"},
+            "local": {"path": f"{DATA_DIR}/blocks"},
+        }},
+        "usage_report": {"reporting_enabled": False},
+    }
+    write_url = metrics_write_url(settings)
+    if write_url:
+        doc["metrics_generator"] = {
+            "registry": {"external_labels": {"source": TOOL}},
+            "storage": {
+                "path": f"{DATA_DIR}/generator/wal",
+                # Exemplars carry the trace id, so a spike on a RED graph links to its traces.
+                "remote_write": [{"url": write_url, "send_exemplars": True}],
+            },
+        }
+        # The processors are off unless listed (per tenant; `defaults` covers our one tenant).
+        doc["overrides"] = {"defaults": {"metrics_generator": {"processors": ["service-graphs", "span-metrics"]}}}
+    return doc
+
+
+def render(settings: Settings) -> dict[str, str]:
+    return {"tempo/tempo.yaml": yaml.safe_dump(config(settings), sort_keys=False)}
+
+
+def workloads(settings: Settings) -> tuple[Workload, ...]:
+    component = settings.components.tempo
+    files = render(settings)
+    # Applications send OTLP to the collector (tail sampling happens there); Tempo's OTLP ports
+    # are published only when there is no collector and apps must reach Tempo directly.
+    direct = not settings.enabled("collector")
+    write_to = [t for t in ("mimir", "prometheus") if settings.enabled(t)][:1]
+    return (Workload(
+        name=TOOL,
+        image=image(TOOL, component, settings.registry_mirror),
+        uid=UID,
+        gid=GID,
+        args=tuple(flags({"config.file": CONFIG_PATH}, prefix="-")),
+        ports=(
+            Port("http", HTTP_PORT, publish=True),
+            Port("otlp-grpc", OTLP_GRPC_PORT, publish=direct, ingest=True),
+            Port("otlp-http", OTLP_HTTP_PORT, publish=direct, ingest=True),
+            Port("grpc", GRPC_PORT),
+        ),
+        # 2.9's image is distroless:debug: busybox wget exists, but only at /busybox/wget.
+        health=HealthCheck.http("/ready", HTTP_PORT, client="/busybox/wget"),
+        resources=Resources.of(component),
+        config_files=(ConfigFile(CONFIG_PATH, files["tempo/tempo.yaml"]),),
+        data=DataVolume(DATA_DIR, sizing.volume_size(settings, TOOL)),
+        scratch=("/tmp",),
+        talks_to=tuple(write_to),
+    ),)
 
 
 class Tempo(ToolComponent):
     TYPE = "observability:tempo:Tempo"
-OTLP_GRPC_PORT = 4317
-OTLP_HTTP_PORT = 4318
