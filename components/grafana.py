@@ -1,9 +1,232 @@
-"""Grafana — STUB being written (constants are the contract other modules import)."""
+"""Grafana: provisioned, cross-linked datasources and read-only dashboards.
 
+Upstream reference: Grafana provisioning (https://grafana.com/docs/grafana/latest/administration/
+provisioning/), the datasource docs for Tempo (`tracesToLogsV2`, `tracesToMetrics`,
+`tracesToProfiles`, `serviceMap`, `nodeGraph`, `lokiSearch`), Loki (`derivedFields`) and
+Prometheus (`exemplarTraceIdDestinations`), and the Docker image docs (`GF_<SECTION>_<KEY>`
+environment, `__FILE` suffix for secrets; the image's Dockerfile: uid 472, gid 0, curl present,
+`GF_PATHS_DATA=/var/lib/grafana`).
+
+Every datasource has a fixed uid equal to its tool's name, so links between them (and dashboard
+panels) survive re-provisioning, and only enabled tools get a datasource or a link. Provisioning
+files are environment-interpolated by Grafana: a literal `$` is written `$$`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+import yaml
+
+from components import alertmanager, dashboards, loki, mimir, prometheus, pyroscope, sizing, tempo
 from components.base import ToolComponent
+from components.workload import (
+    ConfigFile, DataVolume, HealthCheck, Port, Resources, SecretFile, Workload, image,
+)
+from config.model import Settings
 
 TOOL = "grafana"
 HTTP_PORT = 3000
+UID, GID = 472, 0
+DATA_DIR = "/var/lib/grafana"
+PROVISIONING_DIR = "/etc/grafana/provisioning"
+# Outside the data volume: dashboards are config, replaced on every deploy.
+DASHBOARDS_DIR = "/etc/grafana/dashboards"
+ADMIN_PASSWORD_PATH = "/etc/grafana/secrets/admin_password"
+
+# Fixed datasource uids (the tool names). Links and dashboards refer to these.
+UIDS = ("prometheus", "mimir", "loki", "tempo", "pyroscope", "alertmanager")
+# Trace-id label names on exemplars: OpenTelemetry SDKs write `trace_id`, Tempo's span metrics
+# write `traceID`.
+EXEMPLAR_LABELS = ("trace_id", "traceID")
+# Matches `trace_id=abc`, `"trace_id": "abc"` (logfmt and the seed's JSON logs).
+TRACE_ID_REGEX = r'trace_id"?\s*[:=]\s*"?(\w+)'
+# Where a profile link from a span lands (Pyroscope's CPU profile type).
+PROFILE_TYPE = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+
+
+def metrics_uid(settings: Settings) -> Optional[str]:
+    """The default metrics datasource: Mimir (long-term) when enabled, else Prometheus."""
+    for tool in ("mimir", "prometheus"):
+        if settings.enabled(tool):
+            return tool
+    return None
+
+
+def _exemplars() -> dict:
+    return {"exemplarTraceIdDestinations": [{"name": label, "datasourceUid": "tempo"} for label in EXEMPLAR_LABELS]}
+
+
+def _tempo_links(settings: Settings) -> dict:
+    data: dict[str, Any] = {"nodeGraph": {"enabled": True}}
+    metrics = metrics_uid(settings)
+    if settings.enabled("loki"):
+        data["tracesToLogsV2"] = {
+            "datasourceUid": "loki",
+            "spanStartTimeShift": "-5m",
+            "spanEndTimeShift": "5m",
+            "filterByTraceID": True,
+            "filterBySpanID": False,
+            "customQuery": False,
+            # Loki's OTLP ingest turns the resource attribute service.name into this label.
+            "tags": [{"key": "service.name", "value": "service_name"}],
+        }
+        data["lokiSearch"] = {"datasourceUid": "loki"}
+    if metrics:
+        data["tracesToMetrics"] = {
+            "datasourceUid": metrics,
+            "spanStartTimeShift": "-5m",
+            "spanEndTimeShift": "5m",
+            "tags": [{"key": "service.name", "value": "service"}],
+            # `$$__tags`: a literal `$__tags` after Grafana's env interpolation.
+            "queries": [
+                {"name": "Request rate", "query": "sum(rate(traces_spanmetrics_calls_total{$$__tags}[5m]))"},
+                {"name": "Error rate",
+                 "query": 'sum(rate(traces_spanmetrics_calls_total{$$__tags,status_code="STATUS_CODE_ERROR"}[5m]))'},
+            ],
+        }
+        data["serviceMap"] = {"datasourceUid": metrics}
+    if settings.enabled("pyroscope"):
+        data["tracesToProfiles"] = {
+            "datasourceUid": "pyroscope",
+            "profileTypeId": PROFILE_TYPE,
+            "tags": [{"key": "service.name", "value": "service_name"}],
+        }
+    return data
+
+
+def datasources(settings: Settings) -> list[dict]:
+    default = metrics_uid(settings)
+    found: list[dict] = []
+
+    def add(uid: str, name: str, kind: str, url: str, json_data: Optional[dict] = None) -> None:
+        found.append({
+            "name": name,
+            "uid": uid,
+            "type": kind,
+            "access": "proxy",
+            "url": url,
+            "isDefault": uid == default,
+            "editable": False,
+            "jsonData": json_data or {},
+        })
+
+    if settings.enabled("prometheus"):
+        add("prometheus", "Prometheus", "prometheus", f"http://{prometheus.TOOL}:{prometheus.HTTP_PORT}",
+            {"httpMethod": "POST", "prometheusType": "Prometheus",
+             **(_exemplars() if settings.enabled("tempo") else {})})
+    if settings.enabled("mimir"):
+        add("mimir", "Mimir", "prometheus", mimir.query_url(),
+            {"httpMethod": "POST", "prometheusType": "Mimir",
+             **(_exemplars() if settings.enabled("tempo") else {})})
+    if settings.enabled("loki"):
+        derived = []
+        if settings.enabled("tempo"):
+            derived = [
+                # In the log line (JSON or logfmt).
+                {"name": "TraceID", "matcherType": "regex", "matcherRegex": TRACE_ID_REGEX,
+                 "url": "$${__value.raw}", "datasourceUid": "tempo", "urlDisplayLabel": "View trace"},
+                # As structured metadata (OTLP ingest, and the log agent's trace_id attribute).
+                {"name": "trace_id", "matcherType": "label", "matcherRegex": "trace_id",
+                 "url": "$${__value.raw}", "datasourceUid": "tempo", "urlDisplayLabel": "View trace"},
+            ]
+        add("loki", "Loki", "loki", loki.url(), {"maxLines": 1000, "derivedFields": derived} if derived else {})
+    if settings.enabled("tempo"):
+        add("tempo", "Tempo", "tempo", tempo.url(), _tempo_links(settings))
+    if settings.enabled("pyroscope"):
+        add("pyroscope", "Pyroscope", "grafana-pyroscope-datasource",
+            f"http://{pyroscope.TOOL}:{pyroscope.HTTP_PORT}")
+    if settings.enabled("alertmanager"):
+        add("alertmanager", "Alertmanager", "alertmanager", f"http://{alertmanager.TOOL}:{alertmanager.HTTP_PORT}",
+            {"implementation": "prometheus", "handleGrafanaManagedAlerts": False})
+    return found
+
+
+def datasources_file(settings: Settings) -> dict:
+    # prune: datasources of tools disabled since the last deploy are removed instead of lingering.
+    return {"apiVersion": 1, "prune": True, "datasources": datasources(settings)}
+
+
+def dashboard_provider() -> dict:
+    return {"apiVersion": 1, "providers": [{
+        "name": "observability-stack",
+        "orgId": 1,
+        "folder": "Observability stack",
+        "type": "file",
+        # Read-only: dashboards are code (components/dashboards.py); UI edits would drift.
+        "disableDeletion": True,
+        "allowUiUpdates": False,
+        "updateIntervalSeconds": 60,
+        "options": {"path": DASHBOARDS_DIR},
+    }]}
+
+
+def render(settings: Settings) -> dict[str, str]:
+    files = {
+        "grafana/provisioning/datasources/datasources.yaml":
+            yaml.safe_dump(datasources_file(settings), sort_keys=False, width=200),
+    }
+    boards = dashboards.dashboards(settings, metrics_uid(settings))
+    if boards:
+        files["grafana/provisioning/dashboards/dashboards.yaml"] = yaml.safe_dump(
+            dashboard_provider(), sort_keys=False)
+        for name, board in boards.items():
+            files[f"grafana/dashboards/{name}"] = json.dumps(board, indent=2, sort_keys=False) + "\n"
+    return files
+
+
+def _container_path(rendered: str) -> str:
+    rel = rendered.removeprefix("grafana/")
+    if rel.startswith("provisioning/"):
+        return f"{PROVISIONING_DIR}/{rel.removeprefix('provisioning/')}"
+    return f"{DASHBOARDS_DIR}/{rel.removeprefix('dashboards/')}"
+
+
+def env(settings: Settings) -> dict[str, str]:
+    anonymous = settings.grafana.anonymous_access
+    values = {
+        "GF_SECURITY_ADMIN_USER": settings.grafana.admin_user,
+        # Only the __FILE form: setting the plain variable as well is a fatal error, and the
+        # plain form would put the password in the container's environment. Grafana applies it
+        # when it creates its database (first start); later changes go through grafana-cli.
+        "GF_SECURITY_ADMIN_PASSWORD__FILE": ADMIN_PASSWORD_PATH,
+        "GF_AUTH_ANONYMOUS_ENABLED": str(anonymous).lower(),
+        "GF_USERS_ALLOW_SIGN_UP": "false",
+        "GF_ANALYTICS_REPORTING_ENABLED": "false",
+        "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
+        "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES": "false",
+        "GF_PATHS_PROVISIONING": PROVISIONING_DIR,
+        "GF_PATHS_DATA": DATA_DIR,
+        # Logs to stdout only: the image's default also writes /var/log/grafana, which is on
+        # the read-only root filesystem.
+        "GF_LOG_MODE": "console",
+    }
+    if anonymous:
+        values["GF_AUTH_ANONYMOUS_ORG_ROLE"] = "Viewer"
+    return values
+
+
+def workloads(settings: Settings, admin_password: Any) -> tuple[Workload, ...]:
+    """`admin_password` is a pulumi Output[str] marked secret; it only ever becomes a file."""
+    component = settings.components.grafana
+    files = render(settings)
+    linked = [t for t in ("prometheus", "mimir", "loki", "tempo", "pyroscope", "alertmanager") if settings.enabled(t)]
+    return (Workload(
+        name=TOOL,
+        image=image(TOOL, component, settings.registry_mirror),
+        uid=UID,
+        gid=GID,
+        ports=(Port("http", HTTP_PORT, publish=True),),
+        health=HealthCheck.http("/api/health", HTTP_PORT, client="curl"),
+        resources=Resources.of(component),
+        env=env(settings),
+        config_files=tuple(ConfigFile(_container_path(path), text) for path, text in files.items()),
+        secret_files=(SecretFile(ADMIN_PASSWORD_PATH, admin_password),),
+        data=DataVolume(DATA_DIR, sizing.volume_size(settings, TOOL)),
+        scratch=("/tmp",),
+        talks_to=tuple(linked),
+    ),)
 
 
 class Grafana(ToolComponent):
