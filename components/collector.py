@@ -1,14 +1,275 @@
-"""Collector — STUB being written (constants are the contract other modules import)."""
+"""OpenTelemetry Collector (contrib): the OTLP gateway and the per-node container-log agent.
 
+Upstream reference: collector configuration (https://opentelemetry.io/docs/collector/
+configuration/), internal telemetry (https://opentelemetry.io/docs/collector/internal-telemetry/:
+`service.telemetry.metrics.readers[].pull.exporter.prometheus`), and the contrib READMEs of
+`tailsamplingprocessor` (policies `status_code`, `latency.threshold_ms`,
+`probabilistic.sampling_percentage`), `filelogreceiver` + the stanza `container` parser, and
+`healthcheckextension`. Exporter names are the 0.141 ones: `otlp`, `otlphttp`,
+`prometheusremotewrite` (the `otlp_grpc`/`otlp_http` renames came in 0.144).
+
+Two workloads:
+- `collector` (gateway): apps send OTLP here. Traces are tail-sampled (errors and slow traces
+  always kept when configured, `sampling.traces` of the rest) and go to Tempo; logs go to Loki's
+  OTLP endpoint; metrics are remote-written to Mimir, else Prometheus. Tail sampling needs every
+  span of a trace in one instance, so the gateway is a single replica.
+- `collector-logs` (agent, one per node): the seed's promtail job. It tails container logs
+  (Docker json-file logs or Kubernetes pod logs), parses JSON bodies keeping `trace_id`,
+  `span_id` and `level` as attributes (the seed's pipeline), and forwards to the gateway.
+  It runs as root, like the upstream opentelemetry-collector Helm chart's `logsCollection`
+  preset, because the host's log files are root-only; it keeps only DAC_READ_SEARCH and a
+  read-only root filesystem.
+
+Only pipelines, exporters and the agent for enabled backends are rendered.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from components import loki, mimir, prometheus, tempo
 from components.base import ToolComponent
+from components.workload import ConfigFile, HealthCheck, HostLogs, Port, Resources, Workload, image
+from config.durations import parse_duration
+from config.model import Settings
 
 TOOL = "collector"
+AGENT = f"{TOOL}-logs"
 # The collector has no UI; its main port is OTLP gRPC.
-
-
-class Collector(ToolComponent):
-    TYPE = "observability:collector:Collector"
 OTLP_GRPC_PORT = 4317
 OTLP_HTTP_PORT = 4318
 HEALTH_PORT = 13133
 METRICS_PORT = 8888
+UID = GID = 10001
+# The image's default command reads this path.
+CONFIG_PATH = "/etc/otelcol-contrib/config.yaml"
+# How long the gateway waits for a trace's spans before deciding (tail_sampling decision_wait),
+# and how many undecided traces it holds in memory.
+DECISION_WAIT = "10s"
+NUM_TRACES = 50_000
+
+DOCKER_LOGS = "/var/lib/docker/containers"
+POD_LOGS = "/var/log/pods"
+
+
+# --- shared pieces -----------------------------------------------------------------------------
+
+
+def _health_extension() -> dict:
+    return {"health_check": {"endpoint": f"0.0.0.0:{HEALTH_PORT}"}}
+
+
+def _memory_limiter() -> dict:
+    # Refuse data before the container's memory limit is hit (percentages of the cgroup limit).
+    return {"check_interval": "1s", "limit_percentage": 80, "spike_limit_percentage": 20}
+
+
+def _telemetry(expose_metrics: bool) -> dict:
+    if not expose_metrics:
+        # The agent's own metrics are not scraped; keep them off the network.
+        return {"metrics": {"level": "none"}}
+    # Default is 127.0.0.1:8888, unreachable for Prometheus in another container/pod.
+    return {"metrics": {"readers": [{"pull": {"exporter": {"prometheus": {
+        "host": "0.0.0.0", "port": METRICS_PORT,
+    }}}}]}}
+
+
+# --- the gateway -------------------------------------------------------------------------------
+
+
+def sampling_policies(settings: Settings) -> list[dict]:
+    """tail_sampling keeps a trace when ANY policy says so."""
+    sampling = settings.sampling
+    policies: list[dict] = []
+    if sampling.keep_errors:
+        policies.append({"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}})
+    threshold_ms = int(parse_duration(sampling.slow_trace_threshold) * 1000)
+    policies.append({"name": "slow", "type": "latency", "latency": {"threshold_ms": threshold_ms}})
+    policies.append({"name": "ratio", "type": "probabilistic",
+                     "probabilistic": {"sampling_percentage": round(100 * sampling.traces, 6)}})
+    return policies
+
+
+def metrics_write_url(settings: Settings) -> str | None:
+    if settings.enabled("mimir"):
+        return mimir.push_url()
+    if settings.enabled("prometheus"):
+        return f"http://{prometheus.TOOL}:{prometheus.HTTP_PORT}/api/v1/write"
+    return None
+
+
+def gateway_config(settings: Settings) -> dict:
+    exporters: dict = {}
+    pipelines: dict = {}
+    processors: dict = {"memory_limiter": _memory_limiter(), "batch": {}}
+    receivers = {"otlp": {"protocols": {
+        "grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC_PORT}"},
+        "http": {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"},
+    }}}
+    if settings.enabled("tempo"):
+        processors["tail_sampling"] = {
+            "decision_wait": DECISION_WAIT,
+            "num_traces": NUM_TRACES,
+            "policies": sampling_policies(settings),
+        }
+        # Plaintext inside the stack's network (Tempo serves OTLP without TLS).
+        exporters["otlp/tempo"] = {"endpoint": tempo.otlp_grpc_endpoint(), "tls": {"insecure": True}}
+        pipelines["traces"] = {"receivers": ["otlp"], "processors": ["memory_limiter", "tail_sampling", "batch"],
+                               "exporters": ["otlp/tempo"]}
+    if settings.enabled("loki"):
+        exporters["otlphttp/loki"] = {"endpoint": loki.otlp_url()}
+        pipelines["logs"] = {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"],
+                             "exporters": ["otlphttp/loki"]}
+    write_url = metrics_write_url(settings)
+    if write_url:
+        exporters["prometheusremotewrite"] = {"endpoint": write_url}
+        pipelines["metrics"] = {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"],
+                                "exporters": ["prometheusremotewrite"]}
+    if not pipelines:
+        raise ValueError(
+            "components.collector.enabled needs at least one of tempo, loki, mimir or prometheus enabled "
+            "(the collector would have nowhere to send telemetry)"
+        )
+    return {
+        "extensions": _health_extension(),
+        "receivers": receivers,
+        "processors": processors,
+        "exporters": exporters,
+        "service": {
+            "extensions": ["health_check"],
+            "telemetry": _telemetry(expose_metrics=True),
+            "pipelines": pipelines,
+        },
+    }
+
+
+# --- the log agent -----------------------------------------------------------------------------
+
+
+def _keep_from_json(field: str) -> dict:
+    """Move one parsed JSON field up to a top-level attribute when the line had it."""
+    return {
+        "type": "move",
+        "if": f'attributes.json?.{field} != nil',
+        "from": f"attributes.json.{field}",
+        "to": f"attributes.{field}",
+    }
+
+
+def log_operators(settings: Settings) -> list[dict]:
+    """The seed's promtail pipeline as stanza operators."""
+    ops: list[dict] = []
+    if settings.target == "docker":
+        ops.append({"type": "container", "format": "docker", "add_metadata_from_filepath": False})
+        # Docker's file path carries the container id; keep it as a resource attribute.
+        ops.append({"type": "regex_parser", "parse_from": 'attributes["log.file.path"]',
+                    "regex": r"^.*/containers/(?P<container_id>[0-9a-f]+)/[^/]+$",
+                    "parse_to": "resource"})
+        ops.append({"type": "move", "if": "resource.container_id != nil",
+                    "from": "resource.container_id", "to": 'resource["container.id"]'})
+    else:
+        # Detects the runtime's format (containerd/CRI-O/docker) and adds k8s.namespace.name,
+        # k8s.pod.name, k8s.container.name from the /var/log/pods/... path.
+        ops.append({"type": "container"})
+    # JSON application logs (the seed's structlog lines): parse aside, keep only what the seed
+    # kept (trace_id, span_id, level), leave the line itself untouched as the log body.
+    ops.append({"type": "json_parser", "if": r'body matches "^\\s*\\{"', "parse_from": "body",
+                "parse_to": "attributes.json", "on_error": "send_quiet"})
+    ops.extend(_keep_from_json(f) for f in ("trace_id", "span_id", "level"))
+    ops.append({"type": "remove", "if": "attributes.json != nil", "field": "attributes.json"})
+    return ops
+
+
+def agent_config(settings: Settings) -> dict:
+    if settings.target == "docker":
+        include = [f"{DOCKER_LOGS}/*/*-json.log"]
+        exclude: list[str] = []
+    else:
+        include = [f"{POD_LOGS}/*/*/*.log"]
+        # Not its own logs: each line it ships about shipping would be shipped again.
+        exclude = [f"{POD_LOGS}/{settings.kubernetes.namespace}_{AGENT}-*/*/*.log"]
+    filelog: dict = {
+        "include": include,
+        # The container parser reads Kubernetes metadata (and we read the Docker container id)
+        # from the file path.
+        "include_file_path": True,
+        # Without a checkpoint store (the root filesystem is read-only), a restart would re-ship
+        # every file from the beginning; start at the end instead.
+        "start_at": "end",
+        "operators": log_operators(settings),
+    }
+    if exclude:
+        filelog["exclude"] = exclude
+    return {
+        "extensions": _health_extension(),
+        "receivers": {"filelog": filelog},
+        "processors": {"memory_limiter": _memory_limiter(), "batch": {}},
+        # To the gateway, which owns the Loki endpoint, batching and back-pressure.
+        "exporters": {"otlp/gateway": {"endpoint": f"{TOOL}:{OTLP_GRPC_PORT}", "tls": {"insecure": True}}},
+        "service": {
+            "extensions": ["health_check"],
+            "telemetry": _telemetry(expose_metrics=False),
+            "pipelines": {"logs": {"receivers": ["filelog"], "processors": ["memory_limiter", "batch"],
+                                   "exporters": ["otlp/gateway"]}},
+        },
+    }
+
+
+# --- contract ----------------------------------------------------------------------------------
+
+
+def render(settings: Settings) -> dict[str, str]:
+    files = {"collector/config.yaml": yaml.safe_dump(gateway_config(settings), sort_keys=False)}
+    if settings.enabled("loki"):
+        files["collector/agent.yaml"] = yaml.safe_dump(agent_config(settings), sort_keys=False)
+    return files
+
+
+def workloads(settings: Settings) -> tuple[Workload, ...]:
+    component = settings.components.collector
+    files = render(settings)
+    img = image(TOOL, component, settings.registry_mirror)
+    health = HealthCheck.http("/", HEALTH_PORT, client=None)  # scratch image: no client at all
+    backends = [t for t in ("tempo", "loki") if settings.enabled(t)]
+    backends += [t for t in ("mimir", "prometheus") if settings.enabled(t)][:1]
+    gateway = Workload(
+        name=TOOL,
+        image=img,
+        uid=UID,
+        gid=GID,
+        args=(f"--config={CONFIG_PATH}",),
+        ports=(
+            Port("otlp-grpc", OTLP_GRPC_PORT, publish=True, ingest=True),
+            Port("otlp-http", OTLP_HTTP_PORT, publish=True, ingest=True),
+            Port("health", HEALTH_PORT),
+            Port("metrics", METRICS_PORT),
+        ),
+        health=health,
+        resources=Resources.of(component),
+        config_files=(ConfigFile(CONFIG_PATH, files["collector/config.yaml"]),),
+        talks_to=tuple(backends),
+    )
+    if "collector/agent.yaml" not in files:
+        return (gateway,)
+    agent = Workload(
+        name=AGENT,
+        image=img,
+        uid=0,
+        gid=0,
+        root_reason="reads the host's container log files, which are readable by root only "
+                    "(as the upstream collector Helm chart's logsCollection preset does)",
+        capabilities=("DAC_READ_SEARCH",),
+        args=(f"--config={CONFIG_PATH}",),
+        ports=(Port("health", HEALTH_PORT),),
+        health=health,
+        resources=Resources.of(component),
+        config_files=(ConfigFile(CONFIG_PATH, files["collector/agent.yaml"]),),
+        host_logs=HostLogs((DOCKER_LOGS,) if settings.target == "docker" else (POD_LOGS,)),
+        per_node=True,
+        talks_to=(TOOL,),
+    )
+    return (gateway, agent)
+
+
+class Collector(ToolComponent):
+    TYPE = "observability:collector:Collector"
