@@ -1,0 +1,541 @@
+"""Loki, Tempo, Mimir, Pyroscope, Grafana (+ dashboards) and the collector: rendered configs and
+workloads per scenario.
+
+Each per-environment knob must land where it should and nowhere else; disabled tools produce
+nothing and are not referenced by the others; datasource uids are fixed and every link points
+at an existing one; the seed's PromQL is in the dashboards; no secret reaches a rendered file.
+The collector configs are also checked by a real collector (`validate`) when one is available.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import pytest
+import yaml
+
+from components import collector, dashboards, grafana, loki, mimir, pyroscope, sizing, tempo
+from components.render import render_all
+from components.workload import HealthCheck, SecretFile, pinned_versions
+from config import load_settings
+from tests.tools import ALL_TOOLS, SECRET, settings  # noqa: F401
+
+MINE = ("loki", "tempo", "mimir", "pyroscope", "grafana", "collector")
+MODULES = {"loki": loki, "tempo": tempo, "mimir": mimir, "pyroscope": pyroscope, "collector": collector}
+
+
+def custom(environment: str = "dev", **raw: Any):
+    """Settings for `environment` with stack config `raw` (prod gets the receivers it requires)."""
+    if environment == "prod":
+        hook = {"webhook": {"url": SECRET + "http://sink.invalid/hook"}}
+        raw.setdefault("alerting", {"receivers": [{"name": "pager", **hook}, {"name": "chat", **hook}],
+                                    "routes": {"critical": "pager", "warning": "chat"}})
+    return load_settings(raw, stack=environment, secret_keys=["alerting"])
+
+
+def disabled(*tools: str, environment: str = "dev"):
+    return custom(environment, components={t: {"enabled": False} for t in tools})
+
+
+def _load(text: str, path: str) -> Any:
+    return json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+
+
+def _doc(s, path: str) -> Any:
+    return _load(render_all(s)[path], path)
+
+
+def _changed(a, b) -> set[str]:
+    fa, fb = render_all(a), render_all(b)
+    return {p for p in set(fa) | set(fb) if fa.get(p) != fb.get(p)}
+
+
+def _walk(node: Any, key: str) -> Iterator[Any]:
+    """Every value stored under `key`, at any depth."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == key:
+                yield v
+            yield from _walk(v, key)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk(item, key)
+
+
+def _mine(files: dict[str, str]) -> dict[str, str]:
+    return {p: t for p, t in files.items() if p.split("/", 1)[0] in MINE}
+
+
+# --- per-environment knobs land in one place --------------------------------------------------
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_retention_logs_changes_only_loki(environment):
+    base = custom(environment)
+    changed = custom(environment, retention={"logs": "45d"})
+    assert _changed(base, changed) == {"loki/loki.yaml"}
+    assert _doc(changed, "loki/loki.yaml")["limits_config"]["retention_period"] == "1080h"
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_retention_traces_changes_only_tempo(environment):
+    base = custom(environment)
+    changed = custom(environment, retention={"traces": "3d"})
+    assert _changed(base, changed) == {"tempo/tempo.yaml"}
+    assert _doc(changed, "tempo/tempo.yaml")["compactor"]["compaction"]["block_retention"] == "72h"
+
+
+def test_retention_profiles_changes_only_pyroscope():
+    assert _changed(custom(), custom(retention={"profiles": "10d"})) == {"pyroscope/config.yaml"}
+    assert _doc(custom(retention={"profiles": "10d"}), "pyroscope/config.yaml")["limits"][
+        "compactor_blocks_retention_period"] == "240h"
+
+
+def test_retention_metrics_reaches_mimir():
+    doc = _doc(custom(retention={"metrics": "90d"}), "mimir/mimir.yaml")
+    assert doc["limits"]["compactor_blocks_retention_period"] == "2160h"
+    changed = _changed(custom(), custom(retention={"metrics": "90d"}))
+    assert not {p for p in changed if p.split("/", 1)[0] in MINE} - {"mimir/mimir.yaml"}
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_sampling_changes_only_collector_config(environment):
+    base = custom(environment)
+    changed = custom(environment, sampling={"traces": 0.25})
+    assert _changed(base, changed) == {"collector/config.yaml"}
+    policies = _doc(changed, "collector/config.yaml")["processors"]["tail_sampling"]["policies"]
+    assert {p["name"]: p for p in policies}["ratio"]["probabilistic"]["sampling_percentage"] == 25.0
+
+
+def test_preset_sampling_and_retention():
+    prod = settings("prod")
+    policies = _doc(prod, "collector/config.yaml")["processors"]["tail_sampling"]["policies"]
+    assert [p["type"] for p in policies] == ["status_code", "latency", "probabilistic"]
+    assert policies[0]["status_code"] == {"status_codes": ["ERROR"]}
+    assert policies[1]["latency"] == {"threshold_ms": 1000}
+    assert policies[2]["probabilistic"] == {"sampling_percentage": 5.0}
+    assert _doc(prod, "loki/loki.yaml")["limits_config"]["retention_period"] == "720h"
+    assert _doc(prod, "tempo/tempo.yaml")["compactor"]["compaction"]["block_retention"] == "336h"
+    dev_policies = _doc(settings("dev"), "collector/config.yaml")["processors"]["tail_sampling"]["policies"]
+    assert dev_policies[2]["probabilistic"] == {"sampling_percentage": 100.0}
+
+
+def test_sampling_keep_errors_and_threshold():
+    s = custom(sampling={"keepErrors": False, "slowTraceThreshold": "2500ms"})
+    policies = _doc(s, "collector/config.yaml")["processors"]["tail_sampling"]["policies"]
+    assert [p["name"] for p in policies] == ["slow", "ratio"]
+    assert policies[0]["latency"]["threshold_ms"] == 2500
+
+
+# --- disabled tools: absent and unreferenced --------------------------------------------------
+
+
+@pytest.mark.parametrize("tool", MINE)
+def test_disabled_tool_renders_nothing(tool):
+    files = render_all(disabled(tool))
+    assert not [p for p in files if p.startswith(f"{tool}/")]
+
+
+def test_mimir_disabled_everything_writes_to_prometheus():
+    files = _mine(render_all(disabled("mimir")))
+    assert not [p for p, text in files.items() if "mimir" in text]
+    tempo_doc = yaml.safe_load(files["tempo/tempo.yaml"])
+    assert tempo_doc["metrics_generator"]["storage"]["remote_write"] == [
+        {"url": "http://prometheus:9090/api/v1/write", "send_exemplars": True}]
+    col = yaml.safe_load(files["collector/config.yaml"])
+    assert col["exporters"]["prometheusremotewrite"]["endpoint"] == "http://prometheus:9090/api/v1/write"
+    ds = yaml.safe_load(files["grafana/provisioning/datasources/datasources.yaml"])["datasources"]
+    assert [d["uid"] for d in ds if d["isDefault"]] == ["prometheus"]
+
+
+def test_mimir_enabled_is_the_metrics_sink():
+    files = render_all(custom())
+    tempo_doc = yaml.safe_load(files["tempo/tempo.yaml"])
+    assert tempo_doc["metrics_generator"]["storage"]["remote_write"][0]["url"] == "http://mimir:8080/api/v1/push"
+    col = yaml.safe_load(files["collector/config.yaml"])
+    assert col["exporters"]["prometheusremotewrite"]["endpoint"] == "http://mimir:8080/api/v1/push"
+    ds = yaml.safe_load(files["grafana/provisioning/datasources/datasources.yaml"])["datasources"]
+    assert [d["uid"] for d in ds if d["isDefault"]] == ["mimir"]
+    assert {d["uid"]: d["url"] for d in ds}["mimir"] == "http://mimir:8080/prometheus"
+
+
+def test_no_metrics_backend_means_no_generator_no_metrics_pipeline_no_dashboards():
+    s = disabled("mimir", "prometheus", "alertmanager")
+    files = render_all(s)
+    assert "metrics_generator" not in yaml.safe_load(files["tempo/tempo.yaml"])
+    assert "overrides" not in yaml.safe_load(files["tempo/tempo.yaml"])
+    col = yaml.safe_load(files["collector/config.yaml"])
+    assert "metrics" not in col["service"]["pipelines"] and "prometheusremotewrite" not in col["exporters"]
+    assert not [p for p in files if p.startswith("grafana/dashboards/")]
+    tempo_ds = {d["uid"]: d for d in _datasources(s)}["tempo"]["jsonData"]
+    assert "tracesToMetrics" not in tempo_ds and "serviceMap" not in tempo_ds
+
+
+@pytest.mark.parametrize("tool", ["tempo", "loki", "pyroscope", "alertmanager", "prometheus", "mimir"])
+def test_disabled_tool_is_not_referenced(tool):
+    # Alertmanager needs Prometheus (a config rule), so they go together.
+    files = _mine(render_all(disabled(tool, *(["alertmanager"] if tool == "prometheus" else []))))
+    for path, text in files.items():
+        if path.endswith(".json") and tool in ("tempo", "loki", "pyroscope"):
+            continue  # dashboards only reference the metrics datasource; checked below
+        doc = _load(text, path)
+        assert tool not in set(_walk(doc, "datasourceUid")), path
+        assert tool not in set(_walk(doc, "uid")), path
+    links = [v for p, t in files.items() for v in _walk(_load(t, p), "datasourceUid")]
+    assert tool not in links
+
+
+def test_tempo_disabled_collector_and_grafana():
+    s = disabled("tempo")
+    col = _doc(s, "collector/config.yaml")
+    assert "traces" not in col["service"]["pipelines"]
+    assert "tail_sampling" not in col["processors"] and "otlp/tempo" not in col["exporters"]
+    by_uid = {d["uid"]: d for d in _datasources(s)}
+    assert "derivedFields" not in by_uid["loki"]["jsonData"]
+    assert "exemplarTraceIdDestinations" not in by_uid["mimir"]["jsonData"]
+
+
+def test_loki_disabled_no_log_agent_no_logs_pipeline():
+    s = disabled("loki")
+    files = render_all(s)
+    assert "collector/agent.yaml" not in files
+    assert "logs" not in yaml.safe_load(files["collector/config.yaml"])["service"]["pipelines"]
+    assert [w.name for w in collector.workloads(s)] == ["collector"]
+
+
+def test_collector_without_any_backend_is_refused():
+    s = disabled("tempo", "loki", "mimir", "prometheus", "alertmanager")
+    with pytest.raises(ValueError, match="components.collector.enabled"):
+        collector.render(s)
+
+
+def test_minimal_stack_renders_none_of_mine():
+    assert not _mine(render_all(settings("minimal")))
+
+
+# --- Grafana: fixed uids, links, dashboards ---------------------------------------------------
+
+
+def _datasources(s) -> list[dict]:
+    return _doc(s, "grafana/provisioning/datasources/datasources.yaml")["datasources"]
+
+
+@pytest.mark.parametrize("scenario", ["dev", "prod", "team"])
+def test_datasource_uids_fixed_and_links_resolve(scenario):
+    s = settings(scenario)
+    ds = _datasources(s)
+    uids = {d["uid"] for d in ds}
+    assert uids == set(grafana.UIDS)
+    assert {d["uid"]: d["type"] for d in ds} == {
+        "prometheus": "prometheus", "mimir": "prometheus", "loki": "loki", "tempo": "tempo",
+        "pyroscope": "grafana-pyroscope-datasource", "alertmanager": "alertmanager"}
+    assert sum(d["isDefault"] for d in ds) == 1
+    links = set(_walk(ds, "datasourceUid"))
+    assert links <= uids
+    assert links == {"tempo", "loki", "mimir", "pyroscope"}
+    for path, text in render_all(s).items():
+        if path.startswith("grafana/dashboards/"):
+            assert set(_walk(json.loads(text), "uid")) - {None} <= uids | {json.loads(text)["uid"]}
+
+
+def test_tempo_datasource_cross_links():
+    by_uid = {d["uid"]: d for d in _datasources(settings("prod"))}
+    data = by_uid["tempo"]["jsonData"]
+    assert data["tracesToLogsV2"]["datasourceUid"] == "loki"
+    assert data["tracesToMetrics"]["datasourceUid"] == "mimir"
+    assert data["tracesToProfiles"]["datasourceUid"] == "pyroscope"
+    assert data["serviceMap"]["datasourceUid"] == "mimir"
+    assert data["nodeGraph"] == {"enabled": True}
+    assert data["lokiSearch"]["datasourceUid"] == "loki"
+    assert {f["datasourceUid"] for f in by_uid["loki"]["jsonData"]["derivedFields"]} == {"tempo"}
+    for uid in ("prometheus", "mimir"):
+        assert {d["datasourceUid"] for d in by_uid[uid]["jsonData"]["exemplarTraceIdDestinations"]} == {"tempo"}
+    assert by_uid["alertmanager"]["jsonData"]["implementation"] == "prometheus"
+    assert by_uid["alertmanager"]["url"] == "http://alertmanager:9093"
+
+
+def test_trace_links_without_mimir_use_prometheus():
+    data = {d["uid"]: d for d in _datasources(disabled("mimir"))}["tempo"]["jsonData"]
+    assert data["tracesToMetrics"]["datasourceUid"] == data["serviceMap"]["datasourceUid"] == "prometheus"
+
+
+def test_literal_dollars_are_escaped_in_provisioning():
+    for path, text in render_all(settings("prod")).items():
+        if path.startswith("grafana/provisioning/"):
+            # Grafana interpolates $VAR / ${VAR} in provisioning files; a literal `$` is `$$`.
+            assert not re.search(r"(?<!\$)\$(?!\$)", text.replace("$$", "")), path
+    text = render_all(settings("prod"))["grafana/provisioning/datasources/datasources.yaml"]
+    assert "$${__value.raw}" in text and "$$__tags" in text
+    derived = {d["uid"]: d for d in _datasources(settings("prod"))}["loki"]["jsonData"]["derivedFields"]
+    regex = re.compile(derived[0]["matcherRegex"])
+    assert regex.search('{"level": "info", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}').group(1) == \
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert regex.search("msg=done trace_id=abc123 span_id=1").group(1) == "abc123"
+
+
+def _seed_queries() -> list[str]:
+    """The seed's golden-signal and RED PromQL, as written there (lines 657-700)."""
+    return [
+        """histogram_quantile(0.95,
+  rate(http_request_duration_seconds_bucket[5m])
+)""",
+        "sum(rate(http_requests_total[5m])) by (endpoint)",
+        """sum(rate(http_requests_total{status=~"5.."}[5m]))
+/
+sum(rate(http_requests_total[5m])) * 100""",
+        '100 - (avg(rate(node_cpu_seconds_total{mode="idle"}[5m])) * 100)',
+        "sum(rate(http_requests_total[5m])) by (job, endpoint)",
+        'sum(rate(http_requests_total{status=~"[45].."}[5m])) by (job)',
+        """histogram_quantile(0.50,
+  sum(rate(http_request_duration_seconds_bucket[5m])) by (le, endpoint)
+)""",
+        """histogram_quantile(0.95,
+  sum(rate(http_request_duration_seconds_bucket[5m])) by (le, endpoint)
+)""",
+        """histogram_quantile(0.99,
+  sum(rate(http_request_duration_seconds_bucket[5m])) by (le, endpoint)
+)""",
+    ]
+
+
+def _norm(expr: str) -> str:
+    return re.sub(r"\s+", "", expr)
+
+
+def test_seed_promql_in_dashboards():
+    files = render_all(settings("dev"))
+    golden = json.loads(files["grafana/dashboards/golden-signals.json"])
+    red = json.loads(files["grafana/dashboards/red.json"])
+    exprs = {_norm(e) for board in (golden, red) for e in _walk(board, "expr")}
+    for query in _seed_queries():
+        assert _norm(query) in exprs, query
+    assert {_norm(e) for e in _walk(golden, "expr")} == {_norm(q) for q in _seed_queries()[:4]}
+    assert {_norm(e) for e in _walk(red, "expr")} == {_norm(q) for q in _seed_queries()[4:]}
+
+
+def test_stack_overview_follows_enabled_tools():
+    full = json.loads(render_all(settings("dev"))["grafana/dashboards/stack-overview.json"])
+    exprs = list(_walk(full, "expr"))
+    assert "up" in exprs and any("ALERTS" in e for e in exprs)
+    assert any("loki_distributor" in e for e in exprs) and any("cortex_" in e for e in exprs)
+    small = json.loads(render_all(disabled("loki", "mimir", "alertmanager"))["grafana/dashboards/stack-overview.json"])
+    small_exprs = " ".join(_walk(small, "expr"))
+    assert "loki_" not in small_exprs and "cortex_" not in small_exprs and "alertmanager_" not in small_exprs
+    assert {b["uid"] for b in dashboards.dashboards(settings("dev"), "mimir").values()} == {
+        "golden-signals", "red", "stack-overview"}
+
+
+def test_dashboard_provider_points_at_mounted_dashboards():
+    s = settings("dev")
+    files = render_all(s)
+    provider = yaml.safe_load(files["grafana/provisioning/dashboards/dashboards.yaml"])["providers"][0]
+    assert provider["allowUiUpdates"] is False and provider["disableDeletion"] is True
+    paths = {f.path for f in grafana.workloads(s, "x")[0].config_files}
+    for name in ("golden-signals.json", "red.json", "stack-overview.json"):
+        assert f"{provider['options']['path']}/{name}" in paths
+    assert f"{grafana.PROVISIONING_DIR}/datasources/datasources.yaml" in paths
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", ["prod", "team", "receivers"])
+def test_no_secret_in_rendered_files(scenario):
+    for path, text in _mine(render_all(settings(scenario))).items():
+        assert SECRET not in text, path
+
+
+def test_grafana_password_only_as_a_secret_file():
+    s = load_settings({"grafana": {"adminPassword": SECRET + "grafana"}}, stack="dev", secret_keys=["grafana"])
+    marker = object()
+    (w,) = grafana.workloads(s, marker)
+    assert w.env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == grafana.ADMIN_PASSWORD_PATH
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in w.env
+    assert w.secret_files == (SecretFile(grafana.ADMIN_PASSWORD_PATH, marker),)
+    blob = json.dumps([w.env, w.args, [f.content for f in w.config_files], render_all(s)])
+    assert SECRET not in blob
+    assert w.env["GF_SECURITY_ADMIN_USER"] == "admin"
+    assert w.env["GF_ANALYTICS_REPORTING_ENABLED"] == w.env["GF_ANALYTICS_CHECK_FOR_UPDATES"] == "false"
+    assert w.env["GF_PATHS_PROVISIONING"] == grafana.PROVISIONING_DIR
+
+
+def test_grafana_anonymous_access_follows_settings():
+    assert grafana.env(custom())["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    on = grafana.env(custom(grafana={"anonymousAccess": True}))
+    assert on["GF_AUTH_ANONYMOUS_ENABLED"] == "true" and on["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+
+
+# --- workloads --------------------------------------------------------------------------------
+
+
+def _all_workloads(s):
+    out = []
+    for name, module in MODULES.items():
+        if s.enabled(name):
+            out.extend(module.workloads(s))
+    if s.enabled("grafana"):
+        out.extend(grafana.workloads(s, "pw"))
+    return out
+
+
+@pytest.mark.parametrize("scenario", ["dev", "prod"])
+def test_images_pinned_from_version_table(scenario):
+    table = pinned_versions()["images"]
+    for w in _all_workloads(settings(scenario)):
+        tool = "collector" if w.name.startswith("collector") else w.name
+        assert w.image == f"{table[tool]['repository']}:{table[tool]['tag']}"
+        assert not w.image.endswith(":latest")
+    mirrored = custom(registryMirror="mirror.example.com/hub", components={"loki": {"version": "3.6.4"}})
+    (w,) = loki.workloads(mirrored)
+    assert w.image == "mirror.example.com/hub/grafana/loki:3.6.4"
+
+
+def test_workload_identity_health_and_ports():
+    s = settings("dev")
+    by_name = {w.name: w for w in _all_workloads(s)}
+    expected = {"loki": (10001, 10001), "tempo": (10001, 10001), "mimir": (10001, 10001),
+                "pyroscope": (10001, 10001), "grafana": (472, 0), "collector": (10001, 10001),
+                "collector-logs": (0, 0)}
+    assert {n: (w.uid, w.gid) for n, w in by_name.items()} == expected
+    assert by_name["loki"].health == HealthCheck.http("/ready", 3100, client=None)
+    assert by_name["mimir"].health == HealthCheck.http("/ready", 8080, client=None)
+    assert by_name["tempo"].health.docker_test[:2] == ("CMD", "/busybox/wget")
+    assert by_name["grafana"].health.docker_test[:2] == ("CMD", "curl")
+    assert by_name["collector"].health == HealthCheck.http("/", 13133, client=None)
+    ports = {n: {p.name: p for p in w.ports} for n, w in by_name.items()}
+    assert ports["loki"]["http"].port == 3100 and ports["loki"]["http"].publish and ports["loki"]["http"].ingest
+    assert ports["loki"]["grpc"].port == 9095
+    assert ports["mimir"]["http"].port == 8080 and ports["mimir"]["http"].publish and ports["mimir"]["http"].ingest
+    assert ports["tempo"]["http"].publish and not ports["tempo"]["otlp-grpc"].publish
+    assert ports["tempo"]["otlp-grpc"].ingest and ports["tempo"]["otlp-http"].port == 4318
+    assert ports["grafana"]["http"].port == 3000 and ports["grafana"]["http"].publish
+    assert {(p.port, p.publish, p.ingest) for p in ports["collector"].values()} == {
+        (4317, True, True), (4318, True, True), (13133, False, False), (8888, False, False)}
+    assert ports["collector"]["metrics"].port == collector.METRICS_PORT
+    for name in ("loki", "tempo", "mimir", "pyroscope", "grafana"):
+        assert by_name[name].data is not None and by_name[name].data.size == sizing.volume_size(s, name)
+    assert by_name["loki"].data.path == "/loki" and by_name["mimir"].data.path == "/data"
+    assert by_name["tempo"].data.path == "/var/tempo" and by_name["grafana"].data.path == "/var/lib/grafana"
+    assert by_name["collector"].data is None and by_name["collector-logs"].data is None
+    assert all(w.read_only_root for w in by_name.values())
+    # Every config file a workload mounts is what render() produced, at the path its args name.
+    for name in ("loki", "tempo", "mimir"):
+        (cfg,) = by_name[name].config_files
+        assert f"-config.file={cfg.path}" in by_name[name].args
+
+
+def test_tempo_otlp_published_only_without_collector():
+    ports = {p.name: p for p in tempo.workloads(disabled("collector"))[0].ports}
+    assert ports["otlp-grpc"].publish and ports["otlp-http"].publish
+
+
+@pytest.mark.parametrize("target,path,glob", [
+    ("docker", "/var/lib/docker/containers", "/var/lib/docker/containers/*/*-json.log"),
+    ("kubernetes", "/var/log/pods", "/var/log/pods/*/*/*.log"),
+])
+def test_log_agent_per_target(target, path, glob):
+    s = custom(target=target)
+    gateway, agent = collector.workloads(s)
+    assert agent.name == "collector-logs" and agent.per_node
+    assert agent.uid == 0 and agent.root_reason and agent.capabilities == ("DAC_READ_SEARCH",)
+    assert agent.read_only_root and agent.host_logs.paths == (path,)
+    assert [p.port for p in agent.ports] == [collector.HEALTH_PORT] and not any(p.publish for p in agent.ports)
+    assert agent.talks_to == ("collector",)
+    assert not gateway.per_node and gateway.root_reason is None and gateway.host_logs is None
+    doc = yaml.safe_load(agent.config_files[0].content)
+    assert doc["receivers"]["filelog"]["include"] == [glob]
+    ops = doc["receivers"]["filelog"]["operators"]
+    assert ops[0]["type"] == "container"
+    moved = {op["to"] for op in ops if op["type"] == "move"}
+    assert {"attributes.trace_id", "attributes.span_id", "attributes.level"} <= moved
+    assert doc["exporters"]["otlp/gateway"]["endpoint"] == "collector:4317"
+    assert doc["service"]["pipelines"] == {"logs": {"receivers": ["filelog"], "processors": ["memory_limiter", "batch"],
+                                                    "exporters": ["otlp/gateway"]}}
+
+
+def test_gateway_exports_and_telemetry():
+    doc = _doc(settings("prod"), "collector/config.yaml")
+    assert doc["exporters"]["otlp/tempo"] == {"endpoint": "tempo:4317", "tls": {"insecure": True}}
+    assert doc["exporters"]["otlphttp/loki"] == {"endpoint": "http://loki:3100/otlp"}
+    assert doc["extensions"]["health_check"]["endpoint"] == "0.0.0.0:13133"
+    reader = doc["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]
+    assert reader == {"host": "0.0.0.0", "port": 8888}
+    recv = doc["receivers"]["otlp"]["protocols"]
+    assert recv["grpc"]["endpoint"] == "0.0.0.0:4317" and recv["http"]["endpoint"] == "0.0.0.0:4318"
+
+
+def test_loki_single_tenant_schema_and_retention():
+    doc = _doc(settings("prod"), "loki/loki.yaml")
+    assert doc["auth_enabled"] is False
+    (schema,) = doc["schema_config"]["configs"]
+    assert schema == {"from": loki.SCHEMA_FROM, "store": "tsdb", "object_store": "filesystem", "schema": "v13",
+                      "index": {"prefix": "index_", "period": "24h"}}
+    assert _doc(settings("dev"), "loki/loki.yaml")["schema_config"] == doc["schema_config"]
+    assert doc["compactor"]["retention_enabled"] is True and doc["compactor"]["delete_request_store"] == "filesystem"
+    assert doc["limits_config"]["allow_structured_metadata"] is True
+    assert doc["common"]["ring"]["kvstore"]["store"] == "inmemory" and doc["common"]["replication_factor"] == 1
+    assert doc["analytics"]["reporting_enabled"] is False
+    assert all(str(p).startswith("/loki") for p in _walk(doc, "path_prefix"))
+
+
+def test_tempo_receivers_storage_and_generator():
+    doc = _doc(settings("prod"), "tempo/tempo.yaml")
+    protocols = doc["distributor"]["receivers"]["otlp"]["protocols"]
+    assert protocols == {"grpc": {"endpoint": "0.0.0.0:4317"}, "http": {"endpoint": "0.0.0.0:4318"}}
+    assert doc["storage"]["trace"]["backend"] == "local"
+    assert all(p.startswith("/var/tempo/") for p in _walk(doc, "path"))
+    assert doc["overrides"]["defaults"]["metrics_generator"]["processors"] == ["service-graphs", "span-metrics"]
+    assert doc["usage_report"] == {"reporting_enabled": False}
+
+
+def test_mimir_single_node_paths_under_data():
+    doc = _doc(settings("prod"), "mimir/mimir.yaml")
+    assert doc["multitenancy_enabled"] is False and doc["usage_stats"] == {"enabled": False}
+    assert doc["blocks_storage"]["backend"] == "filesystem"
+    assert set(_walk(doc, "store")) == {"inmemory"}
+    assert set(_walk(doc, "replication_factor")) == {1}
+    paths = [v for k in ("dir", "data_dir", "sync_dir", "filepath", "rule_path") for v in _walk(doc, k)]
+    assert paths and all(p.startswith("/data/") for p in paths)
+    assert doc["limits"]["compactor_blocks_retention_period"] == "720h"
+
+
+def test_sizing_reaches_workloads():
+    s = custom(components={"loki": {"storage": {"size": "42Gi"}}})
+    assert loki.workloads(s)[0].data.size == "42Gi"
+
+
+# --- real collector -------------------------------------------------------------------------
+
+OTELCOL_ENV = "OBS_OTELCOL"
+OTELCOL_DEFAULT = Path.home() / ".cache/observability-stack/otelcol-build/out/otelcol-obs"
+
+
+def _otelcol() -> Optional[str]:
+    candidate = os.environ.get(OTELCOL_ENV) or str(OTELCOL_DEFAULT)
+    if Path(candidate).is_file() and os.access(candidate, os.X_OK):
+        return candidate
+    return shutil.which("otelcol-contrib")
+
+
+@pytest.mark.parametrize("scenario", ["dev", "prod", "nomimir", "docker-k8s"])
+def test_collector_configs_validate(scenario, tmp_path):
+    """`otelcol validate` from a collector built at the pinned version with only the components
+    these configs use (builder manifest: see the report / module docstring)."""
+    binary = _otelcol()
+    if binary is None:
+        pytest.skip(f"no collector binary: build one with the OpenTelemetry collector builder at the pinned "
+                    f"version and set {OTELCOL_ENV}")
+    s = {"dev": settings("dev"), "prod": settings("prod"), "nomimir": disabled("mimir", "tempo"),
+         "docker-k8s": custom(target="kubernetes")}[scenario]
+    for path, text in collector.render(s).items():
+        cfg = tmp_path / path.replace("/", "-")
+        cfg.write_text(text)
+        result = subprocess.run([binary, "validate", f"--config={cfg}"], capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0, f"{path}\n{result.stdout}\n{result.stderr}"
