@@ -539,3 +539,41 @@ def test_collector_configs_validate(scenario, tmp_path):
         result = subprocess.run([binary, "validate", f"--config={cfg}"], capture_output=True, text=True,
                                 timeout=60)
         assert result.returncode == 0, f"{path}\n{result.stdout}\n{result.stderr}"
+
+
+def test_log_agent_pipeline_keeps_seed_fields(tmp_path):
+    """Run the agent's operators on a Docker json-file log and read what it would ship (the
+    collector's `debug` exporter stands in for the gateway)."""
+    binary = _otelcol()
+    if binary is None:
+        pytest.skip(f"no collector binary (set {OTELCOL_ENV})")
+    if "debug" not in subprocess.run([binary, "components"], capture_output=True, text=True).stdout:
+        pytest.skip("the collector binary has no debug exporter")
+    container = tmp_path / "containers" / "0123abcd"
+    container.mkdir(parents=True)
+    app_line = json.dumps({"level": "error", "message": "payment failed",
+                           "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7"})
+    lines = [{"log": app_line + "\n", "stream": "stdout", "time": "2025-11-24T10:00:00.000000001Z"},
+             {"log": "plain text\n", "stream": "stderr", "time": "2025-11-24T10:00:01.000000001Z"}]
+    (container / "0123abcd-json.log").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    doc = yaml.safe_load(collector.render(custom(target="docker"))["collector/agent.yaml"])
+    filelog = doc["receivers"]["filelog"]
+    filelog["include"] = [str(tmp_path / "containers/*/*-json.log")]
+    filelog["start_at"] = "beginning"
+    doc["exporters"] = {"debug": {"verbosity": "detailed"}}
+    doc["service"]["pipelines"]["logs"]["exporters"] = ["debug"]
+    doc["extensions"]["health_check"]["endpoint"] = "127.0.0.1:0"
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    proc = subprocess.Popen([binary, f"--config={cfg}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert "-> trace_id: Str(4bf92f3577b34da6a3ce929d0e0e4736)" in out, out
+    assert "-> span_id: Str(00f067aa0ba902b7)" in out
+    assert "-> level: Str(error)" in out
+    assert "-> container.id: Str(0123abcd)" in out
+    assert "-> message:" not in out  # only the seed's fields become attributes
+    assert "Body: Str(plain text" in out
