@@ -1,0 +1,602 @@
+"""The Kubernetes target under Pulumi mocks: inventory, hardening, secrets, data safety, flows.
+
+Each scenario runs the real program (`__main__.py`) once (cached); `KubernetesBackend.finish` is
+wrapped to capture the workloads it was given, so expectations are derived from the same
+target-neutral specs the backend consumed. `tests/test_manifests_schema.py` reuses the runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any, Optional
+
+import pytest
+
+from components.targets import kubernetes as k8s_target
+from components.targets.kubernetes import KubernetesBackend, TEMPLATE_IGNORED, selector_labels
+from components.workload import Workload
+from tests.harness import SECRET_PREFIX, Registered, Run, plaintext_strings, run_stack
+
+NS = "observability:"
+TOOLS = ("prometheus", "alertmanager", "loki", "tempo", "mimir", "pyroscope", "collector", "grafana")
+
+STS = "kubernetes:apps/v1:StatefulSet"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+DAEMONSET = "kubernetes:apps/v1:DaemonSet"
+PVC = "kubernetes:core/v1:PersistentVolumeClaim"
+SERVICE = "kubernetes:core/v1:Service"
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
+SECRET = "kubernetes:core/v1:Secret"
+NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+CONTROLLERS = (STS, DEPLOYMENT, DAEMONSET)
+
+MINIMAL = {NS + "components": {t: {"enabled": False} for t in ("loki", "tempo", "mimir", "pyroscope", "collector", "grafana")}}
+PUBLIC = {NS + "kubernetes": {
+    "namespace": "obs-public", "storageClass": "fast-ssd", "serviceType": "NodePort", "allowPublicServices": True,
+    "ingress": {"enabled": True, "host": "grafana.example.com", "className": "nginx", "tlsSecret": "grafana-tls"},
+}}
+# Everything a routine change touches: retention (so sizes), sampling and receivers.
+CHANGED = {
+    NS + "retention": {"metrics": "90d", "logs": "60d", "traces": "30d", "profiles": "30d"},
+    NS + "sampling": {"traces": 0.25, "keepErrors": True, "slowTraceThreshold": "2s"},
+    NS + "alerting": {
+        "receivers": [
+            {"name": "pagerduty", "pagerduty": {"routingKey": {"secure": "x"}}},
+            {"name": "slack", "slack": {"apiUrl": {"secure": "x"}, "channel": "#ops"}},
+            {"name": "hook", "webhook": {"url": {"secure": "x"}}},
+        ],
+        "routes": {"critical": "pagerduty", "warning": "slack", "default": "hook"},
+    },
+}
+UNPROTECTED = {NS + "protectData": False}
+
+# (stack file, overrides). Every scenario deploys to Kubernetes.
+SCENARIOS: dict[str, tuple[str, dict]] = {
+    "prod": ("prod", {}),
+    "team-overlay": ("payments-prod", {}),
+    "minimal": ("prod", MINIMAL),
+    "public": ("prod", PUBLIC),
+    "changed": ("prod", CHANGED),
+    "unprotected": ("prod", UNPROTECTED),
+}
+
+
+def run_with_workloads(stack: str, overrides: Optional[dict] = None) -> tuple[Run, list[Workload]]:
+    captured: list[Workload] = []
+    original = KubernetesBackend.finish
+
+    def finish(self, workloads):
+        captured.extend(workloads)
+        return original(self, workloads)
+
+    KubernetesBackend.finish = finish
+    try:
+        run = run_stack(stack, overrides)
+    finally:
+        KubernetesBackend.finish = original
+    assert run.error is None, run.error
+    return run, captured
+
+
+@functools.lru_cache(maxsize=None)
+def scenario(name: str) -> tuple[Run, list[Workload]]:
+    stack, overrides = SCENARIOS[name]
+    return run_with_workloads(stack, copy.deepcopy(overrides))
+
+
+def get(obj: Any, path: str) -> Any:
+    """`spec.volumeClaimTemplates[0].spec` style lookups; None when absent."""
+    for part in path.replace("]", "").replace("[", ".").split("."):
+        if part == "":
+            continue
+        if isinstance(obj, list):
+            obj = obj[int(part)] if part.isdigit() and int(part) < len(obj) else None
+        elif isinstance(obj, dict):
+            obj = obj.get(part)
+        else:
+            return None
+    return obj
+
+
+def pod_spec(r: Registered) -> dict:
+    return r.inputs["spec"]["template"]["spec"]
+
+
+def by_object_name(run: Run, typ: str) -> dict[str, Registered]:
+    return {r.inputs["metadata"]["name"]: r for r in run.of_type(typ)}
+
+
+# -- inventory ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["prod", "team-overlay", "minimal"])
+def test_kinds_and_counts_follow_the_workloads(name):
+    run, workloads = scenario(name)
+    main = [w for w in workloads if not w.per_node]
+    stateful = [w for w in main if w.data is not None]
+    expected = {
+        "pulumi:providers:kubernetes": 1,
+        "kubernetes:core/v1:Namespace": 1,
+        "kubernetes:core/v1:ServiceAccount": len(workloads),
+        CONFIGMAP: sum(1 for w in workloads if w.config_files),
+        SECRET: sum(1 for w in workloads if w.secret_files),
+        PVC: len(stateful),
+        STS: len(stateful),
+        DEPLOYMENT: len(main) - len(stateful),
+        DAEMONSET: len(workloads) - len(main),
+        SERVICE: sum(1 for w in main if w.ports),
+        # default deny + DNS + one per workload
+        NETPOL: 2 + len(workloads),
+        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole": sum(1 for w in workloads if w.discovers_pods),
+        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding": sum(1 for w in workloads if w.discovers_pods),
+    }
+    expected = {k: v for k, v in expected.items() if v}
+    kube = {t: n for t, n in run.types().items() if t.startswith(("kubernetes:", "pulumi:providers:"))}
+    assert kube == expected
+    # No Ingress without the opt-in, no PodDisruptionBudget with single replicas.
+    assert not run.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    assert not run.of_type("kubernetes:policy/v1:PodDisruptionBudget")
+
+
+def test_prod_inventory():
+    """The documented prod layout (docs/kubernetes.md): every tool, one per-node log agent."""
+    run, workloads = scenario("prod")
+    assert {w.name for w in workloads} >= set(TOOLS)
+    assert set(by_object_name(run, STS)) == {"prometheus", "alertmanager", "loki", "tempo", "mimir", "pyroscope", "grafana"}
+    assert set(by_object_name(run, DEPLOYMENT)) == {"collector"}
+    assert [w.name for w in workloads if w.per_node] == [r.inputs["metadata"]["name"] for r in run.of_type(DAEMONSET)]
+
+
+def test_disabled_tools_create_nothing():
+    run, workloads = scenario("minimal")
+    assert {w.name for w in workloads} == {"prometheus", "alertmanager"}
+    disabled = ("loki", "tempo", "mimir", "pyroscope", "collector", "grafana")
+    for r in run.resources:
+        assert not any(f"-{tool}" in r.name for tool in disabled), r.name
+        assert not any(tool in str(r.inputs.get("metadata", {}).get("name", "")) for tool in disabled), r.name
+    # ... and no flow to them: Prometheus' egress names only Alertmanager inside the namespace.
+    prom = by_object_name(run, NETPOL)["prometheus"]
+    peers = [p for rule in prom.inputs["spec"]["egress"] for p in rule.get("to", []) if "podSelector" in p]
+    assert peers == [{"podSelector": {"matchLabels": selector_labels("alertmanager")}}]
+
+
+def test_every_resource_uses_the_explicit_provider_and_is_parented():
+    run, _ = scenario("prod")
+    providers = run.of_type("pulumi:providers:kubernetes")
+    assert len(providers) == 1
+    urn = providers[0].urn
+    stack = run.named("observability").urn
+    for r in run.resources:
+        if r.type.startswith("kubernetes:"):
+            assert r.provider.startswith(urn + "::"), r.name
+            assert r.parent, r.name
+    for typ in ("kubernetes:core/v1:Namespace", "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole"):
+        assert all(r.parent == stack for r in run.of_type(typ))
+    # Tool resources are children of their tool component.
+    assert run.named("observability-loki-statefulset").parent == run.named("observability-loki").urn
+
+
+def test_provider_settings():
+    run, _ = scenario("prod")
+    assert run.of_type("pulumi:providers:kubernetes")[0].inputs == {
+        "namespace": "observability", "enableServerSideApply": "true"}
+    run, _ = run_with_workloads("prod", {NS + "kubernetes": {
+        "kubeconfig": "~/.kube/prod", "context": "prod-admin", "renderToDirectory": "out/yaml"}})
+    inputs = run.of_type("pulumi:providers:kubernetes")[0].inputs
+    assert inputs["kubeconfig"] == "~/.kube/prod"
+    assert inputs["context"] == "prod-admin"
+    assert inputs["renderYamlToDirectory"] == "out/yaml"
+
+
+def test_namespace_from_settings_everywhere():
+    run, _ = scenario("team-overlay")
+    for r in run.resources:
+        if r.type.startswith("kubernetes:") and "ClusterRole" not in r.type and not r.type.endswith("Namespace"):
+            assert r.inputs["metadata"]["namespace"] == "observability-payments", r.name
+    assert run.of_type("kubernetes:core/v1:Namespace")[0].inputs["metadata"]["name"] == "observability-payments"
+    binding = run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")[0].inputs
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "prometheus", "namespace": "observability-payments"}]
+    assert binding["roleRef"]["name"] == "observability-payments-prometheus-pod-discovery"
+
+
+# -- hardening ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["prod", "team-overlay", "public"])
+def test_every_container_is_hardened(name):
+    run, workloads = scenario(name)
+    spec_of = {w.name: w for w in workloads}
+    controllers = [r for t in CONTROLLERS for r in run.of_type(t)]
+    assert len(controllers) == len(workloads)
+    for r in controllers:
+        w = spec_of[r.inputs["metadata"]["name"]]
+        pod = pod_spec(r)
+        pod_sc = pod["securityContext"]
+        assert pod_sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["enableServiceLinks"] is False
+        for c in pod["containers"] + pod.get("initContainers", []):
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["privileged"] is False, w.name
+            assert sc["capabilities"]["drop"] == ["ALL"], w.name
+            assert sc["capabilities"].get("add", []) == list(w.capabilities), w.name
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, w.name
+            assert sc["readOnlyRootFilesystem"] is w.read_only_root, w.name
+            if w.root_reason:
+                assert sc["runAsUser"] == 0 and sc["runAsNonRoot"] is False
+                assert r.inputs["spec"]["template"]["metadata"]["annotations"]["observability/runs-as-root"] == w.root_reason
+            else:
+                assert sc["runAsNonRoot"] is True and pod_sc["runAsNonRoot"] is True, w.name
+                assert (sc["runAsUser"], sc["runAsGroup"]) == (w.uid, w.gid), w.name
+            if w.data is not None and not w.per_node:
+                assert pod_sc["fsGroup"] == w.gid, w.name
+            res = c["resources"]
+            assert set(res["requests"]) == {"cpu", "memory"} and set(res["limits"]) == {"cpu", "memory"}, w.name
+            assert res["limits"]["memory"] == w.resources.memory_limit
+            for kind in ("readinessProbe", "livenessProbe"):
+                get_ = c[kind]["httpGet"]
+                assert (get_["path"], get_["port"]) == (w.health.path, w.health.port), (w.name, kind)
+            assert c["readinessProbe"]["failureThreshold"] == w.health.failure_threshold
+            assert c["image"] == w.image and ":" in c["image"] and not c["image"].endswith(":latest")
+        # Scratch paths are emptyDirs; host log paths read-only hostPath mounts.
+        mounts = {m["mountPath"]: m for m in pod["containers"][0].get("volumeMounts", [])}
+        for path in w.scratch:
+            assert path in mounts
+        if w.host_logs:
+            for path in w.host_logs.paths:
+                assert mounts[path]["readOnly"] is True
+            assert r.type == DAEMONSET
+
+
+def test_service_account_tokens_only_for_pod_discovery():
+    run, workloads = scenario("prod")
+    discovering = {w.name for w in workloads if w.discovers_pods}
+    assert discovering == {"prometheus"}
+    for r in run.of_type("kubernetes:core/v1:ServiceAccount"):
+        name = r.inputs["metadata"]["name"]
+        assert r.inputs["automountServiceAccountToken"] is (name in discovering)
+    for r in [r for t in CONTROLLERS for r in run.of_type(t)]:
+        name = r.inputs["metadata"]["name"]
+        assert pod_spec(r)["automountServiceAccountToken"] is (name in discovering)
+        assert pod_spec(r)["serviceAccountName"] == name
+    role = run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")[0].inputs
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
+
+
+# -- secrets -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["prod", "team-overlay", "changed"])
+def test_no_secret_value_outside_secrets(name):
+    run, workloads = scenario(name)
+    assert any(w.secret_files for w in workloads)
+    for r in run.resources:
+        if not r.type.startswith("kubernetes:"):
+            continue
+        leaked = [s for s in plaintext_strings(r.raw_inputs) if SECRET_PREFIX in s]
+        assert not leaked, f"{r.name} carries a secret in plaintext"
+        if r.type == CONFIGMAP:
+            assert not any(SECRET_PREFIX in v for v in r.inputs["data"].values())
+        if r.type in CONTROLLERS:
+            for c in pod_spec(r)["containers"]:
+                assert not any(SECRET_PREFIX in e.get("value", "") for e in c.get("env", []))
+    secrets = run.of_type(SECRET)
+    assert {s.inputs["metadata"]["labels"]["app.kubernetes.io/name"] for s in secrets} == {
+        w.name for w in workloads if w.secret_files}
+    for s in secrets:
+        # Auto-named (no name, so no fingerprint of the content), immutable, every value secret.
+        assert "name" not in s.raw_inputs["metadata"]
+        assert s.inputs["immutable"] is True
+        assert s.inputs["stringData"] and not list(plaintext_strings(s.raw_inputs["stringData"]))
+
+
+def test_pods_reference_their_secret_and_no_content_hash_annotation():
+    run, _ = scenario("prod")
+    am = by_object_name(run, STS)["alertmanager"]
+    volumes = {v["name"]: v for v in pod_spec(am)["volumes"]}
+    assert volumes["secrets"]["secret"]["secretName"] == "observability-alertmanager-secret"  # the mock's auto-name
+    assert volumes["secrets"]["secret"]["defaultMode"] == 0o440
+    for r in [r for t in CONTROLLERS for r in run.of_type(t)]:
+        annotations = r.inputs["spec"]["template"]["metadata"].get("annotations", {})
+        assert not any("checksum" in k or "hash" in k for k in annotations)
+
+
+def test_secret_files_mounted_read_only_at_their_paths():
+    run, workloads = scenario("prod")
+    for w in (w for w in workloads if w.secret_files):
+        r = by_object_name(run, STS if w.data else DEPLOYMENT)[w.name]
+        mounts = {m["mountPath"]: m for m in pod_spec(r)["containers"][0]["volumeMounts"]}
+        for f in w.secret_files:
+            assert mounts[f.path]["name"] == "secrets" and mounts[f.path]["readOnly"] is True
+
+
+# -- config rolls the pods ---------------------------------------------------------------------
+
+
+def test_config_map_name_is_a_content_hash():
+    prod, _ = scenario("prod")
+    changed, _ = scenario("changed")
+    before = {r.name: r.inputs["metadata"]["name"] for r in prod.of_type(CONFIGMAP)}
+    after = {r.name: r.inputs["metadata"]["name"] for r in changed.of_type(CONFIGMAP)}
+    assert set(before) == set(after)
+    # Receivers changed: Alertmanager gets a new ConfigMap (its pods roll); names are stable otherwise.
+    assert before["observability-alertmanager-config"] != after["observability-alertmanager-config"]
+    # Deterministic: the same config gives the same name (mocks, rendered manifests, cluster).
+    again, _ = run_with_workloads("prod")
+    assert {r.name: r.inputs["metadata"]["name"] for r in again.of_type(CONFIGMAP)} == before
+    for r in prod.of_type(CONFIGMAP):
+        assert r.inputs["immutable"] is True
+    am = by_object_name(changed, STS)["alertmanager"]
+    config_volume = next(v for v in pod_spec(am)["volumes"] if v["name"] == "config")
+    assert config_volume["configMap"]["name"] == after["observability-alertmanager-config"]
+
+
+# -- data safety and replacement ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["prod", "team-overlay"])
+def test_prod_volumes_retained_and_protected(name):
+    run, workloads = scenario(name)
+    stateful = {w.name: w for w in workloads if w.data is not None and not w.per_node}
+    claims = by_object_name(run, PVC)
+    assert set(claims) == {f"data-{n}-0" for n in stateful}
+    for n, w in stateful.items():
+        claim = claims[f"data-{n}-0"]
+        assert claim.protect is True and claim.retain_on_delete is True
+        assert claim.inputs["spec"]["resources"]["requests"]["storage"] == w.data.size
+        sts = by_object_name(run, STS)[n]
+        assert sts.protect is True and sts.retain_on_delete is True
+        assert sts.inputs["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+        assert sts.ignore_changes == [TEMPLATE_IGNORED]
+        template = sts.inputs["spec"]["volumeClaimTemplates"][0]
+        # The template yields exactly the claim declared here, which the StatefulSet adopts.
+        assert f"{template['metadata']['name']}-{n}-0" == claim.inputs["metadata"]["name"]
+        assert template["spec"]["accessModes"] == claim.inputs["spec"]["accessModes"]
+    namespace = run.of_type("kubernetes:core/v1:Namespace")[0]
+    assert namespace.protect is True and namespace.retain_on_delete is True
+
+
+def test_unprotected_stack_still_retains_claims():
+    run, _ = scenario("unprotected")
+    for claim in run.of_type(PVC):
+        assert claim.retain_on_delete is True and not claim.protect
+    for sts in run.of_type(STS):
+        assert not sts.protect and sts.inputs["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+    assert run.of_type("kubernetes:core/v1:Namespace")[0].retain_on_delete is True
+
+
+def test_storage_class_from_settings():
+    run, _ = scenario("public")
+    for claim in run.of_type(PVC):
+        assert claim.inputs["spec"]["storageClassName"] == "fast-ssd"
+    for sts in run.of_type(STS):
+        assert sts.inputs["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast-ssd"
+    prod, _ = scenario("prod")
+    assert all("storageClassName" not in c.inputs["spec"] for c in prod.of_type(PVC))
+
+
+# Fields whose change makes pulumi-kubernetes replace the object (provider/pkg/provider/diff.go,
+# `forceNewProperties`, v4), for the kinds that must never be replaced by a routine change.
+FORCE_NEW = {
+    STS: ["metadata.name", "metadata.namespace", "spec.podManagementPolicy", "spec.revisionHistoryLimit",
+          "spec.selector", "spec.serviceName", "spec.volumeClaimTemplates"],
+    PVC: ["metadata.name", "metadata.namespace", "spec.accessModes", "spec.selector", "spec.storageClassName",
+          "spec.volumeName"],
+    SERVICE: ["metadata.name", "metadata.namespace", "spec.clusterIP"],
+    DEPLOYMENT: ["metadata.name", "metadata.namespace", "spec.selector"],
+    DAEMONSET: ["metadata.name", "metadata.namespace", "spec.selector"],
+    "kubernetes:core/v1:Namespace": ["metadata.name"],
+}
+
+
+def _without(inputs: dict, paths: list[str]) -> dict:
+    """Inputs as the engine compares them: ignore_changes paths keep their old value."""
+    copy_ = copy.deepcopy(inputs)
+    for path in paths:
+        parts = path.replace("]", "").replace("[", ".").split(".")
+        parent = get(copy_, ".".join(parts[:-1]))
+        if isinstance(parent, dict):
+            parent.pop(parts[-1], None)
+    return copy_
+
+
+def test_retention_sampling_and_receivers_replace_no_statefulset_claim_or_service():
+    before, _ = scenario("prod")
+    after, _ = scenario("changed")
+    # The change is real: volume sizes, Alertmanager's config and the collector's sampling moved.
+    assert {c.name: c.inputs["spec"]["resources"] for c in before.of_type(PVC)} != {
+        c.name: c.inputs["spec"]["resources"] for c in after.of_type(PVC)}
+    compared = 0
+    for typ, fields in FORCE_NEW.items():
+        old = {r.name: r for r in before.of_type(typ)}
+        new = {r.name: r for r in after.of_type(typ)}
+        assert set(old) == set(new), typ
+        for name in old:
+            assert old[name].ignore_changes == new[name].ignore_changes
+            a = _without(old[name].inputs, old[name].ignore_changes)
+            b = _without(new[name].inputs, new[name].ignore_changes)
+            for field in fields:
+                assert get(a, field) == get(b, field), f"{name}: {field} changed -> replacement"
+                compared += 1
+    assert compared > 50
+
+
+def test_volume_growth_reaches_the_claim_in_place():
+    before, workloads = scenario("prod")
+    after, _ = scenario("changed")
+    old = {r.name: r for r in before.of_type(PVC)}
+    new = {r.name: r for r in after.of_type(PVC)}
+    grown = [n for n in old if new[n].inputs["spec"]["resources"]["requests"]["storage"]
+             != old[n].inputs["spec"]["resources"]["requests"]["storage"]]
+    # Loki (30d -> 60d), Tempo, Mimir, Pyroscope grow; the size is an in-place field of a claim.
+    assert {"observability-loki-data", "observability-tempo-data", "observability-mimir-data",
+            "observability-pyroscope-data"} <= set(grown)
+    assert "spec.resources" not in FORCE_NEW[PVC]
+    # The StatefulSet's template size moved too, and the templates are ignored after creation.
+    for sts in after.of_type(STS):
+        assert sts.ignore_changes == [TEMPLATE_IGNORED]
+        name = sts.inputs["metadata"]["name"]
+        claim = next(c for c in after.of_type(PVC) if c.inputs["metadata"]["name"] == f"data-{name}-0")
+        template_size = get(sts.inputs, "spec.volumeClaimTemplates[0].spec.resources.requests.storage")
+        assert template_size == claim.inputs["spec"]["resources"]["requests"]["storage"]
+        # Created after (and adopted by) the StatefulSet's controller: the claim exists first.
+        assert claim.inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    # Users are told how growth reaches the volume, per derived claim.
+    warnings = [line for line in after.logs if "allowVolumeExpansion" in line]
+    assert any(line.startswith("data-loki-0 requests") for line in warnings)
+    assert all("never shrinks" in line for line in warnings)
+
+
+def test_explicit_size_is_not_warned_about():
+    run, _ = run_with_workloads("prod", {NS + "components": {"loki": {"storage": {"size": "500Gi"}}}})
+    claim = by_object_name(run, PVC)["data-loki-0"]
+    assert claim.inputs["spec"]["resources"]["requests"]["storage"] == "500Gi"
+    assert not any(line.startswith("data-loki-0 ") for line in run.logs)
+
+
+# -- exposure ----------------------------------------------------------------------------------
+
+
+def test_services_cluster_ip_by_default_and_in_cluster_urls():
+    run, workloads = scenario("prod")
+    for svc in run.of_type(SERVICE):
+        assert svc.inputs["spec"]["type"] == "ClusterIP"
+        assert "clusterIP" not in svc.inputs["spec"]
+    urls = run.outputs["urls"]
+    assert urls["grafana"]["http"] == "http://grafana.observability.svc.cluster.local:3000"
+    assert run.outputs["internalUrls"]["loki"] == "http://loki:3100"
+    env = run.outputs["telemetryEnv"]
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector.observability.svc.cluster.local:4317"
+    assert env["PYROSCOPE_SERVER_ADDRESS"] == "http://pyroscope.observability.svc.cluster.local:4040"
+    # Every ingest port has an in-cluster URL.
+    for w in workloads:
+        for p in w.ports:
+            if p.ingest and not w.per_node:
+                tool = next(t for t in urls if w.name.startswith(t))
+                assert urls[tool][p.name].endswith(f".svc.cluster.local:{p.port}")
+
+
+def test_public_services_and_grafana_ingress():
+    run, workloads = scenario("public")
+    for svc in run.of_type(SERVICE):
+        w = next(w for w in workloads if w.name == svc.inputs["metadata"]["name"])
+        assert svc.inputs["spec"]["type"] == ("NodePort" if any(p.publish for p in w.ports) else "ClusterIP")
+    (ingress,) = run.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    spec = ingress.inputs["spec"]
+    assert spec["ingressClassName"] == "nginx"
+    assert spec["tls"] == [{"hosts": ["grafana.example.com"], "secretName": "grafana-tls"}]
+    rule = spec["rules"][0]
+    assert rule["host"] == "grafana.example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "grafana", "port": {"number": 3000}}
+    assert run.outputs["urls"]["grafana"]["ingress"] == "https://grafana.example.com/"
+    # No Grafana, no Ingress.
+    off = copy.deepcopy(PUBLIC)
+    off[NS + "components"] = {"grafana": {"enabled": False}}
+    assert not run_with_workloads("prod", off)[0].of_type("kubernetes:networking.k8s.io/v1:Ingress")
+
+
+def test_pod_disruption_budget_when_replicas_above_one(monkeypatch):
+    monkeypatch.setattr(k8s_target, "replicas", lambda w: 2 if w.name == "collector" else 1)
+    run, _ = run_with_workloads("prod")
+    (pdb,) = run.of_type("kubernetes:policy/v1:PodDisruptionBudget")
+    assert pdb.inputs["metadata"]["name"] == "collector"
+    assert pdb.inputs["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels("collector")}}
+    assert by_object_name(run, DEPLOYMENT)["collector"].inputs["spec"]["replicas"] == 2
+
+
+# -- network policies --------------------------------------------------------------------------
+
+
+def _name_of(peer: dict) -> Optional[str]:
+    labels = peer.get("podSelector", {}).get("matchLabels", {})
+    if "namespaceSelector" in peer or "ipBlock" in peer:
+        return None
+    return labels.get("app.kubernetes.io/name")
+
+
+def _flows(policies: dict[str, Registered], direction: str) -> set[tuple[str, str, int]]:
+    """(source, destination, port) allowed between this stack's pods by pod-selector peers."""
+    found = set()
+    for owner, policy in policies.items():
+        for rule in policy.inputs["spec"].get(direction, []):
+            for peer in rule.get("from" if direction == "ingress" else "to", []):
+                other = _name_of(peer)
+                if other is None:
+                    continue
+                for port in rule.get("ports", []):
+                    found.add((other, owner, port["port"]) if direction == "ingress" else (owner, other, port["port"]))
+    return found
+
+
+@pytest.mark.parametrize("name", ["prod", "team-overlay", "minimal", "public"])
+def test_network_policies_cover_every_declared_flow_and_nothing_else(name):
+    run, workloads = scenario(name)
+    by_name = {w.name: w for w in workloads}
+    policies = {r.inputs["metadata"]["name"]: r for r in run.of_type(NETPOL)}
+    deny = policies.pop("default-deny").inputs["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    dns = policies.pop("allow-dns").inputs["spec"]
+    assert dns["policyTypes"] == ["Egress"] and {p["port"] for p in dns["egress"][0]["ports"]} == {53}
+    assert set(policies) == set(by_name)
+
+    declared = {(w.name, t, p.port) for w in workloads for t in w.talks_to if t in by_name for p in by_name[t].ports}
+    assert declared, "the stack declares flows"
+    assert _flows(policies, "ingress") == declared
+    assert _flows(policies, "egress") == declared
+
+    settings_public = name == "public"
+    for owner, policy in policies.items():
+        w = by_name[owner]
+        spec = policy.inputs["spec"]
+        assert spec["podSelector"] == {"matchLabels": selector_labels(owner)}
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        # Ingress beyond pod peers: ingest ports from any namespace; published ports when public.
+        open_ports: set[int] = set()
+        for rule in spec.get("ingress", []):
+            peers = rule.get("from")
+            ports = {p["port"] for p in rule["ports"]}
+            if peers is None:
+                assert settings_public and ports == {p.port for p in w.ports if p.publish}, owner
+            elif peers == [{"namespaceSelector": {}}]:
+                open_ports |= ports
+            else:
+                assert all(_name_of(p) for p in peers), owner
+        # (In "public", Grafana's port is already open to anywhere through the NodePort rule.)
+        assert open_ports == {p.port for p in w.ports if p.ingest}, owner
+        # Egress beyond pod peers: only Prometheus (discovery, API server, team targets) and
+        # Alertmanager (receivers).
+        external = [rule for rule in spec.get("egress", []) if not all(_name_of(p) for p in rule.get("to", [{}]))]
+        if owner == "prometheus":
+            assert external[0] == {"to": [{"namespaceSelector": {"matchExpressions": [{
+                "key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                "values": [run.of_type("kubernetes:core/v1:Namespace")[0].inputs["metadata"]["name"]]}]}}]}
+            assert {p["port"] for p in external[1]["ports"]} == {443, 6443}
+            assert all(peer.get("ipBlock") for rule in external[1:] for peer in rule["to"])
+        elif owner == "alertmanager":
+            assert len(external) == 1 and all(peer.get("ipBlock") for peer in external[0]["to"])
+        else:
+            assert external == [], owner
+
+
+def test_network_policy_external_ports_follow_receivers_and_scrape_targets():
+    run, _ = scenario("team-overlay")
+    policies = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in run.of_type(NETPOL)}
+    # Slack, PagerDuty and the webhook are HTTPS.
+    am_ports = {p["port"] for rule in policies["alertmanager"]["egress"] for p in rule.get("ports", [])}
+    assert am_ports == {443}
+    prom_ports = {p["port"] for rule in policies["prometheus"]["egress"]
+                  if any("ipBlock" in peer for peer in rule["to"]) for p in rule["ports"]}
+    assert prom_ports == {443, 6443, 8000}  # API server + the teams' `host:8000` targets
+    run, _ = scenario("prod")
+    policies = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in run.of_type(NETPOL)}
+    assert {p["port"] for rule in policies["alertmanager"]["egress"] for p in rule.get("ports", [])} == {443, 587}
+
+
+def test_grafana_reachable_from_the_ingress_controller_when_enabled():
+    run, _ = run_with_workloads("prod", {NS + "kubernetes": {
+        "ingress": {"enabled": True, "host": "grafana.example.com"}}})
+    grafana = by_object_name(run, NETPOL)["grafana"].inputs["spec"]
+    assert {"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP", "port": 3000}]} in grafana["ingress"]
+    (ingress,) = run.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    assert "tls" not in ingress.inputs["spec"] and "ingressClassName" not in ingress.inputs["spec"]
+    assert run.outputs["urls"]["grafana"]["ingress"] == "http://grafana.example.com/"
