@@ -24,6 +24,7 @@ from components import collector, dashboards, grafana, loki, mimir, pyroscope, s
 from components.render import render_all
 from components.workload import HealthCheck, SecretFile, pinned_versions
 from config import load_settings
+from tests import tools
 from tests.tools import ALL_TOOLS, SECRET, settings  # noqa: F401
 
 MINE = ("loki", "tempo", "mimir", "pyroscope", "grafana", "collector")
@@ -512,15 +513,8 @@ def test_sizing_reaches_workloads():
 
 # --- real collector -------------------------------------------------------------------------
 
-OTELCOL_ENV = "OBS_OTELCOL"
-OTELCOL_DEFAULT = Path.home() / ".cache/observability-stack/otelcol-build/out/otelcol-obs"
-
-
-def _otelcol() -> Optional[str]:
-    candidate = os.environ.get(OTELCOL_ENV) or str(OTELCOL_DEFAULT)
-    if Path(candidate).is_file() and os.access(candidate, os.X_OK):
-        return candidate
-    return shutil.which("otelcol-contrib")
+def _otelcol() -> str:
+    return tools.otelcol()
 
 
 @pytest.mark.parametrize("scenario", ["dev", "prod", "nomimir", "docker-k8s"])
@@ -528,9 +522,6 @@ def test_collector_configs_validate(scenario, tmp_path):
     """`otelcol validate` from a collector built at the pinned version with only the components
     these configs use (builder manifest: see the report / module docstring)."""
     binary = _otelcol()
-    if binary is None:
-        pytest.skip(f"no collector binary: build one with the OpenTelemetry collector builder at the pinned "
-                    f"version and set {OTELCOL_ENV}")
     s = {"dev": settings("dev"), "prod": settings("prod"), "nomimir": disabled("mimir", "tempo"),
          "docker-k8s": custom(target="kubernetes")}[scenario]
     for path, text in collector.render(s).items():
@@ -545,10 +536,7 @@ def test_log_agent_pipeline_keeps_seed_fields(tmp_path):
     """Run the agent's operators on a Docker json-file log and read what it would ship (the
     collector's `debug` exporter stands in for the gateway)."""
     binary = _otelcol()
-    if binary is None:
-        pytest.skip(f"no collector binary (set {OTELCOL_ENV})")
-    if "debug" not in subprocess.run([binary, "components"], capture_output=True, text=True).stdout:
-        pytest.skip("the collector binary has no debug exporter")
+    assert "debug" in subprocess.run([binary, "components"], capture_output=True, text=True).stdout
     container = tmp_path / "containers" / "0123abcd"
     container.mkdir(parents=True)
     app_line = json.dumps({"level": "error", "message": "payment failed",

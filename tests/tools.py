@@ -45,6 +45,22 @@ def find(name: str) -> Optional[str]:
     return shutil.which(name)
 
 
+def otelcol() -> str:
+    """The validation-only collector built by scripts/build-otelcol.sh at the pinned version."""
+    override = os.environ.get("OBS_OTELCOL")
+    path = override or subprocess.run(
+        ["bash", str(ROOT / "scripts" / "build-otelcol.sh"), "--print-path"],
+        capture_output=True, text=True, timeout=60,
+    ).stdout.strip()
+    if path and os.path.isfile(path) and os.access(path, os.X_OK):
+        return path
+    message = ("otelcol-obs not found: run scripts/build-otelcol.sh (builds the pinned collector) "
+               "or set OBS_ALLOW_MISSING_TOOLS=1 to skip the real-tool checks")
+    if os.environ.get("OBS_ALLOW_MISSING_TOOLS") == "1":
+        pytest.skip(message)
+    pytest.fail(message)
+
+
 def require(name: str) -> str:
     path = find(name)
     if path:
