@@ -16,6 +16,7 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 ## promtool/amtool/prometheus/alertmanager and the Pulumi engine at the pinned versions (cached)
 tools:
 	scripts/build-prom-tools.sh
+	scripts/build-otelcol.sh
 	scripts/build-pulumi.sh
 
 ## the whole test suite: unit, golden, real tools, real processes, real Pulumi engine

@@ -146,8 +146,14 @@ class _Monitor(pulumi_mocks.MockMonitor):
 
 
 class _LogCapture(logging.Handler):
+    """What the program logs at info level and above (what `pulumi up` shows without -v).
+
+    The SDK's own debug lines echo serialized resource properties, where secrets are still
+    wrapped in Pulumi's secret envelope; they are not part of the program's log output.
+    """
+
     def __init__(self, run: Run):
-        super().__init__(logging.DEBUG)
+        super().__init__(logging.INFO)
         self.run = run
 
     def emit(self, record: logging.LogRecord) -> None:
