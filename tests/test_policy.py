@@ -599,6 +599,17 @@ WATCHED = {v.DOCKER_CONTAINER, v.DOCKER_IMAGE, v.DOCKER_VOLUME, v.K8S_SERVICE, v
            *v._POD_SPEC_PATHS}
 
 
+@dataclass
+class EngineOpts:
+    """What a policy pack gets from the engine: `protect`, never `retain_on_delete`."""
+    protect: bool
+
+
+def _checked(run, ctx):
+    return [(r, rule, msg) for r in run.resources
+            for rule, msg in check_all(r.type, r.inputs, EngineOpts(bool(r.protect)), ctx)]
+
+
 def _stack_run(stack, overrides):
     run = run_stack(stack, overrides)
     assert run.error is None, run.error
@@ -607,36 +618,52 @@ def _stack_run(stack, overrides):
 
 
 @pytest.mark.parametrize("name", sorted(WHOLE_PROGRAM))
-def test_every_declared_resource_passes_the_pack(name):
+def test_every_declared_resource_passes_the_pack(name, capsys):
     stack, overrides = WHOLE_PROGRAM[name]
     run, ctx = _stack_run(stack, overrides)
     watched = [r for r in run.resources if r.type in WATCHED]
     assert len(watched) >= 8, f"{name}: only {run.types()} declared"
-    violations = [(r.type, r.name, rule, msg) for r in run.resources
-                  for rule, msg in check_all(r.type, r.inputs, r, ctx)]
+    violations = [(r.type, r.name, rule, msg) for r, rule, msg in _checked(run, ctx)]
     assert violations == [], "\n".join(map(str, violations))
+    with capsys.disabled():
+        print(f"\npolicy: {name} ({ctx.environment}): {len(run.resources)} resources, "
+              f"{len(watched)} of the watched types, 0 violations")
 
 
-def test_whole_program_opt_in_and_prod_are_enforced():
+def _caught(run, ctx, rule):
+    return [m for _, name, m in _checked(run, ctx) if name == rule]
+
+
+def test_whole_program_opt_ins_and_prod_are_enforced(capsys):
     """The program's own settings turn into violations when the policy config withholds them."""
     # Dev with public Docker ports opted in: clean under the stack's settings, caught when the
     # policy config forbids public ports.
     overrides = {"observability:docker": {"bindAddress": "0.0.0.0", "allowPublicPorts": True}}
     run, ctx = _stack_run("dev", overrides)
     assert ctx.allow_public_ports
-    assert [m for r in run.resources for m in check_all(r.type, r.inputs, r, ctx)] == []
+    assert _checked(run, ctx) == []
     strict = resolve_context({"allowPublicPorts": False}, {**stack_file_config("dev"), **overrides}, "dev")
-    caught = [m for r in run.resources for rule, m in check_all(r.type, r.inputs, r, strict)
-              if rule == "no-public-exposure"]
-    assert caught, "published 0.0.0.0 ports not caught"
-    # Dev on Kubernetes judged as prod: its unprotected claims are caught.
-    run, _ = _stack_run("dev", {"observability:target": "kubernetes"})
-    as_prod = PolicyContext(environment="prod")
-    caught = [m for r in run.resources for rule, m in check_all(r.type, r.inputs, r, as_prod)
-              if rule == "prod-data-protected"]
-    has_claims = any(r.type == v.K8S_PVC or (r.type == v.K8S_STATEFULSET and
-                                            (r.inputs.get("spec") or {}).get("volumeClaimTemplates"))
-                     for r in run.resources)
-    assert has_claims
-    protected = all(r.protect or r.retain_on_delete for r in run.resources if r.type == v.K8S_PVC)
-    assert caught or protected
+    ports = _caught(run, strict, "no-public-exposure")
+    published = sum(len(r.inputs.get("ports") or []) for r in run.of_type(v.DOCKER_CONTAINER))
+    assert published and len(ports) == published, ports
+    # Prod with LoadBalancer Services opted in: the same, on Kubernetes.
+    overrides = {"observability:kubernetes": {"serviceType": "LoadBalancer", "allowPublicServices": True}}
+    run, ctx = _stack_run("prod", overrides)
+    assert ctx.allow_public_services
+    assert _checked(run, ctx) == []
+    strict = resolve_context({"allowPublicServices": False}, {**stack_file_config("prod"), **overrides}, "prod")
+    services = _caught(run, strict, "no-public-exposure")
+    assert services and all("LoadBalancer" in m for m in services), services
+    # Dev (volumes not protected) judged as prod: every data volume is caught, on both targets.
+    as_prod = resolve_context({"environment": "prod"}, stack_file_config("dev"), "dev")
+    volumes = 0
+    for target, kind in (("docker", v.DOCKER_VOLUME), ("kubernetes", v.K8S_PVC)):
+        run, _ = _stack_run("dev", {"observability:target": target})
+        data = run.of_type(kind)
+        assert data and not any(r.protect for r in data)
+        caught = _caught(run, as_prod, "prod-data-protected")
+        assert len(caught) == len(data), caught
+        volumes += len(caught)
+    with capsys.disabled():
+        print(f"\npolicy: whole program: {len(ports)} public ports, {len(services)} public services and "
+              f"{volumes} unprotected volumes caught when the policy config withholds the opt-in or says prod")
