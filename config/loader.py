@@ -18,7 +18,8 @@ from typing import Any, Iterable, Optional
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from config.model import Receiver, Settings, TeamReceiver
+from config.durations import parse_duration
+from config.model import Settings, TeamReceiver
 from config.presets import PRESETS
 
 NAMESPACE = "observability"
@@ -264,6 +265,13 @@ def _cross_field(s: Settings) -> list[str]:
                         f"the stack outside the cluster; set observability:kubernetes.allowPublicServices true to opt in")
     if s.kubernetes.ingress.enabled and not s.kubernetes.ingress.host:
         problems.append(f"{key_path(('kubernetes', 'ingress', 'host'))}: is required when the ingress is enabled")
+    logs = parse_duration(s.retention.logs)
+    if s.enabled("loki") and (logs < 86400 or logs % 86400):
+        problems.append(f"{key_path(('retention', 'logs'))}: {show(s.retention.logs)} is not whole days; Loki "
+                        f"applies retention per 24h index period (use e.g. 1d, 7d, 30d)")
+    if s.enabled("collector") and not any(s.enabled(t) for t in ("tempo", "loki", "mimir", "prometheus")):
+        problems.append(f"{key_path(('components', 'collector', 'enabled'))}: true needs tempo, loki, mimir or "
+                        f"prometheus enabled (the collector would have nowhere to send telemetry)")
     for tool in ("alertmanager",):
         if s.enabled(tool) and not s.enabled("prometheus"):
             problems.append(f"{key_path(('components', tool, 'enabled'))}: true needs prometheus enabled "

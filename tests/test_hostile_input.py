@@ -103,6 +103,8 @@ CORPUS = [
     ("ingress-without-host", "dev", {NS + "kubernetes": {"ingress": {"enabled": True}}}, "kubernetes.ingress.host"),
     ("namespace-unsafe", "dev", {NS + "kubernetes": {"namespace": "Observability!"}}, "kubernetes.namespace"),
     ("registry-mirror-unsafe", "dev", {NS + "registryMirror": "mirror.example.com/ hub"}, "registryMirror"),
+    ("loki-retention-under-a-day", "dev", {NS + "retention": {"logs": "12h"}}, "retention.logs"),
+    ("collector-with-nowhere-to-send", "dev", {NS + "components": {t: {"enabled": False} for t in ("tempo", "loki", "mimir", "prometheus", "alertmanager")}}, "components.collector.enabled"),
     ("alertmanager-without-prometheus", "dev", {NS + "components": {"prometheus": {"enabled": False}}}, "components.alertmanager.enabled"),
 ]
 
