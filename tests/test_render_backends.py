@@ -23,7 +23,7 @@ import yaml
 from components import collector, dashboards, grafana, loki, mimir, pyroscope, sizing, tempo
 from components.render import render_all
 from components.workload import HealthCheck, SecretFile, pinned_versions
-from config import load_settings
+from config import ConfigError, load_settings
 from tests import tools
 from tests.tools import ALL_TOOLS, SECRET, settings  # noqa: F401
 
@@ -211,9 +211,9 @@ def test_loki_disabled_no_log_agent_no_logs_pipeline():
 
 
 def test_collector_without_any_backend_is_refused():
-    s = disabled("tempo", "loki", "mimir", "prometheus", "alertmanager")
-    with pytest.raises(ValueError, match="components.collector.enabled"):
-        collector.render(s)
+    # Refused by the settings loader before anything renders (config/loader.py).
+    with pytest.raises(ConfigError, match="components.collector.enabled"):
+        disabled("tempo", "loki", "mimir", "prometheus", "alertmanager")
 
 
 def test_minimal_stack_renders_none_of_mine():
