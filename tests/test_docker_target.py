@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import json
 from pathlib import Path
@@ -69,7 +70,14 @@ def image_ids():
         mockrun._Mocks.new_resource = original
 
 
+def fresh_runtime() -> None:
+    # A program that raised mid-run leaves its pending output tasks (bound to its closed loop)
+    # in Pulumi's settings, and set_mocks does not reset them: start from an empty set.
+    pulumi_settings.SETTINGS.outputs = set()
+
+
 def run(config: dict, stack: str = "dev") -> mockrun.Run:
+    fresh_runtime()
     with image_ids():
         result = run_program(stack, {**stack_file_config("dev"), **config})
     assert result.error is None, result.error
@@ -80,6 +88,25 @@ def settings_of(config: dict, stack: str = "dev"):
     values, secret_keys = mockrun.engine_config({**stack_file_config("dev"), **config})
     raw = {k[len(NS):]: parse_raw(v) for k, v in values.items() if k.startswith(NS)}
     return load_settings(raw, stack=stack, secret_keys=secret_keys)
+
+
+def workloads_of(config: dict) -> dict[str, Workload]:
+    """Every enabled tool's workloads by service name, as the program builds them."""
+    settings = settings_of(config)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        found = {}
+        for m, _ in TOOLS:
+            if settings.enabled(m):
+                extra = {"admin_password": pulumi.Output.secret("x")} if m == "grafana" else {}
+                found.update((w.name, w) for w in importlib.import_module(f"components.{m}").workloads(settings, **extra))
+        return found
+    finally:
+        # Let the secret Outputs the modules created settle before the loop goes away.
+        loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def tool_containers(r: mockrun.Run) -> list[mockrun.Registered]:
@@ -119,17 +146,7 @@ def test_minimal_stack_resource_types_and_counts(minimal):
 
 
 def test_counts_follow_the_workloads(dev):
-    settings = settings_of(components(ready_tools()))
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        workloads = []
-        for m in ready_tools():
-            extra = {"admin_password": pulumi.Output.secret("x")} if m == "grafana" else {}
-            workloads.extend(importlib.import_module(f"components.{m}").workloads(settings, **extra))
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
+    workloads = list(workloads_of(components(ready_tools())).values())
     stateful = [w for w in workloads if w.data]
     chowned = [w for w in stateful if not w.root_reason and (w.uid, w.gid) != (0, 0)]
     assert len(tool_containers(dev)) == len(workloads)
@@ -145,6 +162,7 @@ def test_counts_follow_the_workloads(dev):
 def test_full_dev_stack():
     from tests.harness import run_stack
 
+    fresh_runtime()
     with image_ids():
         r = run_stack("dev")
     assert r.error is None, r.error
@@ -190,18 +208,7 @@ def test_enabling_a_tool_adds_only_its_own_resources():
 
 
 def test_every_container_joins_the_network_with_its_alias_and_uploads(dev):
-    settings = settings_of(components(ready_tools()))
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        workloads = {}
-        for m in ready_tools():
-            extra = {"admin_password": pulumi.Output.secret("x")} if m == "grafana" else {}
-            for w in importlib.import_module(f"components.{m}").workloads(settings, **extra):
-                workloads[w.name] = w
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
+    workloads = workloads_of(components(ready_tools()))
     network = dev.named("observability-network").inputs
     assert network["name"] == "obs-dev" and network["driver"] == "bridge"
     for c in tool_containers(dev):
@@ -263,6 +270,7 @@ def test_public_bind_address_needs_the_opt_in():
     ports = [p for c in tool_containers(r) for p in c.inputs.get("ports", [])]
     assert ports and all(p["ip"] == "0.0.0.0" for p in ports)
     assert all(u.startswith("http://0.0.0.0:") for t in r.outputs["urls"].values() for u in t.values())
+    fresh_runtime()
     refused = run_program("dev", {**stack_file_config("dev"), **MINIMAL, NS + "docker": {"bindAddress": "0.0.0.0"}})
     assert refused.error and "bindAddress" in refused.error and not refused.of_type(CONTAINER)
 
@@ -326,8 +334,7 @@ def test_no_secret_in_plaintext_inputs_or_outputs():
 
 def test_config_changes_never_touch_network_or_volumes():
     enabled = components(ready_tools())
-    base = run(enabled)
-    changed = run({
+    changes = {
         **enabled,
         NS + "retention": {"metrics": "3d", "logs": "1d", "traces": "1d", "profiles": "1d"},
         NS + "sampling": {"traces": 0.25},
@@ -335,7 +342,8 @@ def test_config_changes_never_touch_network_or_volumes():
             "receivers": [{"name": "hook", "webhook": {"url": SECURE}}],
             "routes": {"critical": "hook", "warning": "hook", "default": "hook"},
         },
-    })
+    }
+    base, changed = run(enabled), run(changes)
     for typ in (NETWORK, VOLUME, PROVIDER, IMAGE):
         assert by_name(base, typ) == by_name(changed, typ), typ
     before, after = by_name(base, CONTAINER), by_name(changed, CONTAINER)
@@ -343,11 +351,17 @@ def test_config_changes_never_touch_network_or_volumes():
     for name in before:
         if name.endswith("-data-init"):
             assert before[name] == after[name], f"{name} would re-run on a config change"
-    differ = {n for n in before if before[n] != after[n]}
-    # Retention changed Prometheus (and Pyroscope when present); receivers changed Alertmanager.
-    assert {"observability-prometheus-container", "observability-alertmanager-container"} <= differ
-    if "pyroscope" in ready_tools():
-        assert "observability-pyroscope-container" in differ
+
+    # Exactly the containers whose workload changed differ (secret content compared by path).
+    def comparable(w: Workload) -> Workload:
+        return dataclasses.replace(w, secret_files=tuple(f.path for f in w.secret_files))
+
+    old_w, new_w = workloads_of(enabled), workloads_of(changes)
+    changed_services = {n for n in old_w if comparable(old_w[n]) != comparable(new_w[n])}
+    container_of = {label(c, "observability.tool"): c.name for c in tool_containers(base)}
+    assert {n for n in before if before[n] != after[n]} == {container_of[s] for s in changed_services}
+    # Receivers always change Alertmanager; retention always changes at least one store.
+    assert "alertmanager" in changed_services and len(changed_services) >= 2
 
 
 # -- the backend on synthetic workloads -----------------------------------------------------------
@@ -367,6 +381,7 @@ def run_backend(settings, make_workloads):
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
+        fresh_runtime()
         pulumi_settings.ROOT.set(None)
         mocks = mockrun._Mocks()
         pulumi_mocks.set_mocks(mocks, project="observability", stack=settings.stack, preview=False,
