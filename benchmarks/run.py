@@ -31,7 +31,7 @@ import json, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, {root!r})
 from components.mockrun import run_program, stack_file_config
-config = stack_file_config({stack!r}) if {config!r} is None else json.loads({config!r})
+config = stack_file_config({stack!r}) if {config!r} is None else json.load(open({config!r}))
 run = run_program({stack!r}, config)
 assert run.error is None, run.error
 print(json.dumps({{"seconds": time.perf_counter() - t0, "resources": len(run.resources)}}))
@@ -163,9 +163,12 @@ def main() -> int:
     base = None
     for count in [int(c) for c in args.teams.split(",")]:
         config = teams_config(count)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            json.dump(config, handle)
         seconds, first = median_seconds(
-            EVALUATE.format(root=str(ROOT), stack="prod", config=json.dumps(config)), max(1, args.runs // 2 + 1)
+            EVALUATE.format(root=str(ROOT), stack="prod", config=handle.name), max(1, args.runs // 2 + 1)
         )
+        Path(handle.name).unlink()
         base = base or seconds
         prom, am = rendered_sizes(config, "prod")
         print(f"| {count} | {first['resources']} | {seconds:.3f} | {seconds / base:.2f}x | {prom} | {am} |")

@@ -106,6 +106,10 @@ class _Mocks(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = SECRET_PREFIX + "generated-password"
+        if args.typ == "docker:index/remoteImage:RemoteImage":
+            # The provider reports the pulled image's id; containers run that id. Deriving it
+            # from the reference lets tests trace a container back to its pinned image.
+            outputs["imageId"] = f"sha256:{args.inputs.get('name')}"
         if args.typ.startswith("kubernetes:") and "metadata" in outputs:
             meta = dict(outputs.get("metadata") or {})
             meta.setdefault("name", args.name)
@@ -206,6 +210,9 @@ def run_program(stack: str, config: dict, *, secret_keys: Optional[list[str]] = 
     logger.propagate = False
     try:
         pulumi_settings.ROOT.set(None)
+        # A program that raised mid-run leaves pending output tasks bound to its closed loop in
+        # Pulumi's settings, and set_mocks does not reset them.
+        pulumi_settings.SETTINGS.outputs = set()
         monitor = _Monitor(_Mocks(), run)
         pulumi_mocks.set_mocks(_Mocks(), project="observability", stack=stack, preview=preview,
                                monitor=monitor, logger=logger)

@@ -2,14 +2,13 @@
 
 Stack runs go through the real program (`tests.harness`); the backend-only cases feed synthetic
 workloads to `DockerBackend` inside a mocked run. The mocks echo inputs as outputs; a
-RemoteImage additionally gets `imageId = "sha256:<its name>"` here, so a container's image can
-be traced back to the pinned reference it runs.
+RemoteImage reports `imageId = "sha256:<its name>"` (components/mockrun.py), so a container's
+image can be traced back to the pinned reference it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import importlib
 import json
@@ -44,42 +43,15 @@ SECURE = {"secure": "v1:test"}
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def ready_tools() -> list[str]:
-    """Tool modules that already build workloads (others are still being written)."""
-    return [m for m, _ in TOOLS if hasattr(importlib.import_module(f"components.{m}"), "workloads")]
+ALL = [m for m, _ in TOOLS]
 
 
 def components(enabled: list[str]) -> dict:
     return {NS + "components": {m: {"enabled": m in enabled} for m, _ in TOOLS}}
 
 
-@contextlib.contextmanager
-def image_ids():
-    original = mockrun._Mocks.new_resource
-
-    def new_resource(self, args):
-        rid, outputs = original(self, args)
-        if args.typ == IMAGE:
-            outputs = {**outputs, "imageId": f"sha256:{args.inputs['name']}"}
-        return rid, outputs
-
-    mockrun._Mocks.new_resource = new_resource
-    try:
-        yield
-    finally:
-        mockrun._Mocks.new_resource = original
-
-
-def fresh_runtime() -> None:
-    # A program that raised mid-run leaves its pending output tasks (bound to its closed loop)
-    # in Pulumi's settings, and set_mocks does not reset them: start from an empty set.
-    pulumi_settings.SETTINGS.outputs = set()
-
-
 def run(config: dict, stack: str = "dev") -> mockrun.Run:
-    fresh_runtime()
-    with image_ids():
-        result = run_program(stack, {**stack_file_config("dev"), **config})
+    result = run_program(stack, {**stack_file_config("dev"), **config})
     assert result.error is None, result.error
     return result
 
@@ -132,7 +104,7 @@ def minimal() -> mockrun.Run:
 @pytest.fixture(scope="module")
 def dev() -> mockrun.Run:
     """The dev stack with every tool whose module has landed."""
-    return run(components(ready_tools()))
+    return run(components(ALL))
 
 
 # -- resource inventory -------------------------------------------------------------------------
@@ -146,7 +118,7 @@ def test_minimal_stack_resource_types_and_counts(minimal):
 
 
 def test_counts_follow_the_workloads(dev):
-    workloads = list(workloads_of(components(ready_tools())).values())
+    workloads = list(workloads_of(components(ALL)).values())
     stateful = [w for w in workloads if w.data]
     chowned = [w for w in stateful if not w.root_reason and (w.uid, w.gid) != (0, 0)]
     assert len(tool_containers(dev)) == len(workloads)
@@ -158,13 +130,10 @@ def test_counts_follow_the_workloads(dev):
     assert len(dev.of_type(IMAGE)) <= len(refs) + 1  # + the chown image when Prometheus is off
 
 
-@pytest.mark.skipif(len(ready_tools()) < len(TOOLS), reason="tool modules still being written")
 def test_full_dev_stack():
     from tests.harness import run_stack
 
-    fresh_runtime()
-    with image_ids():
-        r = run_stack("dev")
+    r = run_stack("dev")
     assert r.error is None, r.error
     services = {label(c, "observability.tool") for c in tool_containers(r)}
     assert {m for m, _ in TOOLS} <= services | {s.split("-")[0] for s in services}
@@ -208,7 +177,7 @@ def test_enabling_a_tool_adds_only_its_own_resources():
 
 
 def test_every_container_joins_the_network_with_its_alias_and_uploads(dev):
-    workloads = workloads_of(components(ready_tools()))
+    workloads = workloads_of(components(ALL))
     network = dev.named("observability-network").inputs
     assert network["name"] == "obs-dev" and network["driver"] == "bridge"
     for c in tool_containers(dev):
@@ -270,7 +239,6 @@ def test_public_bind_address_needs_the_opt_in():
     ports = [p for c in tool_containers(r) for p in c.inputs.get("ports", [])]
     assert ports and all(p["ip"] == "0.0.0.0" for p in ports)
     assert all(u.startswith("http://0.0.0.0:") for t in r.outputs["urls"].values() for u in t.values())
-    fresh_runtime()
     refused = run_program("dev", {**stack_file_config("dev"), **MINIMAL, NS + "docker": {"bindAddress": "0.0.0.0"}})
     assert refused.error and "bindAddress" in refused.error and not refused.of_type(CONTAINER)
 
@@ -281,7 +249,7 @@ def test_public_bind_address_needs_the_opt_in():
 def test_volumes_protected_and_retained_only_with_protect_data(dev):
     for v in dev.of_type(VOLUME):
         assert not v.protect and not v.retain_on_delete
-    protected = run({**components(ready_tools()), NS + "protectData": True})
+    protected = run({**components(ALL), NS + "protectData": True})
     assert protected.of_type(VOLUME)
     for v in protected.of_type(VOLUME):
         assert v.protect and v.retain_on_delete, v.name
@@ -313,7 +281,7 @@ def test_no_secret_in_plaintext_inputs_or_outputs():
         ],
         "routes": {"critical": "pagerduty", "warning": "slack", "default": "webhook"},
     }, NS + "grafana": {"adminPassword": SECURE}}
-    r = run({**components(ready_tools()), **receivers})
+    r = run({**components(ALL), **receivers})
     for res in r.resources:
         leaked = [s for s in plaintext_strings(res.raw_inputs) if SECRET_PREFIX in s]
         assert not leaked, f"{res.name}: {leaked}"
@@ -323,17 +291,16 @@ def test_no_secret_in_plaintext_inputs_or_outputs():
     # The secrets did reach a container, as secret uploads.
     am = r.named("observability-alertmanager-container")
     secret_uploads = [u for u in am.inputs.get("uploads", []) if SECRET_PREFIX in str(u.get("content"))]
-    if "alertmanager" in ready_tools():
-        assert len(secret_uploads) == 3
-        assert all(u["permissions"] == "0440" and u["owner"] == am.inputs["user"].split(":")[0]
-                   for u in secret_uploads)
+    assert len(secret_uploads) == 3
+    assert all(u["permissions"] == "0440" and u["owner"] == am.inputs["user"].split(":")[0]
+               for u in secret_uploads)
 
 
 # -- stability: config changes replace containers, never the network or a volume ------------------
 
 
 def test_config_changes_never_touch_network_or_volumes():
-    enabled = components(ready_tools())
+    enabled = components(ALL)
     changes = {
         **enabled,
         NS + "retention": {"metrics": "3d", "logs": "1d", "traces": "1d", "profiles": "1d"},
@@ -381,7 +348,7 @@ def run_backend(settings, make_workloads):
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        fresh_runtime()
+        pulumi_settings.SETTINGS.outputs = set()
         pulumi_settings.ROOT.set(None)
         mocks = mockrun._Mocks()
         pulumi_mocks.set_mocks(mocks, project="observability", stack=settings.stack, preview=False,
