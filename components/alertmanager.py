@@ -21,14 +21,13 @@ from __future__ import annotations
 import posixpath
 from typing import Optional
 
-import yaml
 from pydantic import SecretStr
 
 from components import sizing
 from components.base import ToolComponent
 from components.secrets import secret_output
 from components.workload import (
-    ConfigFile, DataVolume, HealthCheck, Port, Resources, SecretFile, Workload, flags, image,
+    ConfigFile, DataVolume, HealthCheck, Port, Resources, SecretFile, Workload, flags, image, to_yaml,
 )
 from config.model import Receiver, Settings
 
@@ -43,6 +42,12 @@ SECRETS_DIR = f"{CONFIG_DIR}/secrets"
 # The seed's Slack message.
 SLACK_TITLE = "{{ .GroupLabels.alertname }}"
 SLACK_TEXT = "{{ range .Alerts }}{{ .Annotations.description }}{{ end }}"
+
+
+PAGERDUTY_SEVERITY = (
+    '{{ if eq .CommonLabels.severity "critical" }}critical'
+    '{{ else if eq .CommonLabels.severity "warning" }}warning{{ else }}info{{ end }}'
+)
 
 
 def secret_path(receiver: str, kind: str, field: str, secrets_dir: str = SECRETS_DIR) -> str:
@@ -77,7 +82,12 @@ def receiver_config(name: str, receiver: Receiver, secrets_dir: str = SECRETS_DI
         }]
     if receiver.pagerduty:
         # Events API v2: `routing_key` (the seed's `service_key` is the deprecated v1 API).
-        pagerduty: dict = {"routing_key_file": secret_path(name, "pagerduty", "routing_key", secrets_dir)}
+        pagerduty: dict = {
+            "routing_key_file": secret_path(name, "pagerduty", "routing_key", secrets_dir),
+            # Events v2 severity is critical|error|warning|info; Alertmanager's default is
+            # "error" for everything, so map our severity label onto it.
+            "severity": PAGERDUTY_SEVERITY,
+        }
         if receiver.pagerduty.url:
             pagerduty["url"] = receiver.pagerduty.url
         entry["pagerduty_configs"] = [pagerduty]
@@ -138,7 +148,7 @@ def config(settings: Settings, secrets_dir: str = SECRETS_DIR) -> dict:
 
 
 def render(settings: Settings) -> dict[str, str]:
-    return {"alertmanager/alertmanager.yml": yaml.safe_dump(config(settings), sort_keys=False)}
+    return {"alertmanager/alertmanager.yml": to_yaml(config(settings))}
 
 
 def args() -> tuple[str, ...]:

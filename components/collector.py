@@ -25,11 +25,10 @@ Only pipelines, exporters and the agent for enabled backends are rendered.
 
 from __future__ import annotations
 
-import yaml
 
 from components import loki, mimir, prometheus, tempo
 from components.base import ToolComponent
-from components.workload import ConfigFile, HealthCheck, HostLogs, Port, Resources, Workload, image
+from components.workload import ConfigFile, HealthCheck, HostLogs, Port, Resources, Workload, image, to_yaml
 from config.durations import parse_duration
 from config.model import Settings
 
@@ -219,9 +218,9 @@ def agent_config(settings: Settings) -> dict:
 
 
 def render(settings: Settings) -> dict[str, str]:
-    files = {"collector/config.yaml": yaml.safe_dump(gateway_config(settings), sort_keys=False)}
+    files = {"collector/config.yaml": to_yaml(gateway_config(settings))}
     if settings.enabled("loki"):
-        files["collector/agent.yaml"] = yaml.safe_dump(agent_config(settings), sort_keys=False)
+        files["collector/agent.yaml"] = to_yaml(agent_config(settings))
     return files
 
 

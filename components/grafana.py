@@ -17,12 +17,11 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-import yaml
 
 from components import alertmanager, dashboards, loki, mimir, prometheus, pyroscope, sizing, tempo
 from components.base import ToolComponent
 from components.workload import (
-    ConfigFile, DataVolume, HealthCheck, Port, Resources, SecretFile, Workload, image,
+    ConfigFile, DataVolume, HealthCheck, Port, Resources, SecretFile, Workload, image, to_yaml,
 )
 from config.model import Settings
 
@@ -165,12 +164,11 @@ def dashboard_provider() -> dict:
 def render(settings: Settings) -> dict[str, str]:
     files = {
         "grafana/provisioning/datasources/datasources.yaml":
-            yaml.safe_dump(datasources_file(settings), sort_keys=False, width=200),
+            to_yaml(datasources_file(settings)),
     }
     boards = dashboards.dashboards(settings, metrics_uid(settings))
     if boards:
-        files["grafana/provisioning/dashboards/dashboards.yaml"] = yaml.safe_dump(
-            dashboard_provider(), sort_keys=False)
+        files["grafana/provisioning/dashboards/dashboards.yaml"] = to_yaml(dashboard_provider())
         for name, board in boards.items():
             files[f"grafana/dashboards/{name}"] = json.dumps(board, indent=2, sort_keys=False) + "\n"
     return files

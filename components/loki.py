@@ -15,11 +15,10 @@ the historical Loki user; we set it explicitly and the backends own `/loki` acco
 
 from __future__ import annotations
 
-import yaml
 
 from components import sizing
 from components.base import ToolComponent
-from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, flags, image
+from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, flags, image, to_yaml
 from config.durations import go_duration
 from config.model import Settings
 
@@ -91,7 +90,7 @@ def config(settings: Settings) -> dict:
 
 
 def render(settings: Settings) -> dict[str, str]:
-    return {"loki/loki.yaml": yaml.safe_dump(config(settings), sort_keys=False)}
+    return {"loki/loki.yaml": to_yaml(config(settings))}
 
 
 def workloads(settings: Settings) -> tuple[Workload, ...]:

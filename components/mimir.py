@@ -17,11 +17,10 @@ The image has no USER line (it would run as root) and no shell or HTTP client: w
 
 from __future__ import annotations
 
-import yaml
 
 from components import sizing
 from components.base import ToolComponent
-from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, flags, image
+from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, flags, image, to_yaml
 from config.durations import go_duration
 from config.model import Settings
 
@@ -87,7 +86,7 @@ def config(settings: Settings) -> dict:
 
 
 def render(settings: Settings) -> dict[str, str]:
-    return {"mimir/mimir.yaml": yaml.safe_dump(config(settings), sort_keys=False)}
+    return {"mimir/mimir.yaml": to_yaml(config(settings))}
 
 
 def workloads(settings: Settings) -> tuple[Workload, ...]:

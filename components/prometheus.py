@@ -16,12 +16,11 @@ older 3.x image.
 
 from __future__ import annotations
 
-import yaml
 
 from components import rules, sizing
 from components.base import ToolComponent
 from components.workload import (
-    ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, flags, image,
+    ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, flags, image, to_yaml,
 )
 from config.durations import parse_bytes
 from config.model import Settings
@@ -136,10 +135,10 @@ def config(settings: Settings) -> dict:
 
 
 def render(settings: Settings) -> dict[str, str]:
-    files = {"prometheus/prometheus.yml": yaml.safe_dump(config(settings), sort_keys=False)}
+    files = {"prometheus/prometheus.yml": to_yaml(config(settings))}
     for name, doc in rules.rule_files(settings, stack_targets(settings)).items():
         # Wide lines: PromQL and annotations stay on one line each instead of being folded.
-        files[f"prometheus/rules/{name}"] = yaml.safe_dump(doc, sort_keys=False, width=200)
+        files[f"prometheus/rules/{name}"] = to_yaml(doc)
     return files
 
 

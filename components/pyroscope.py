@@ -14,11 +14,10 @@ oldest blocks instead of stopping ingestion.
 
 from __future__ import annotations
 
-import yaml
 
 from components import sizing
 from components.base import ToolComponent
-from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, image
+from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, image, to_yaml
 from config.durations import go_duration
 from config.model import Settings
 
@@ -41,7 +40,7 @@ def config(settings: Settings) -> dict:
 
 
 def render(settings: Settings) -> dict[str, str]:
-    return {"pyroscope/config.yaml": yaml.safe_dump(config(settings), sort_keys=False)}
+    return {"pyroscope/config.yaml": to_yaml(config(settings))}
 
 
 def workloads(settings: Settings) -> tuple[Workload, ...]:

@@ -17,11 +17,10 @@ remote-written to Mimir when it is enabled, else to Prometheus' remote-write rec
 
 from __future__ import annotations
 
-import yaml
 
 from components import mimir, prometheus, sizing
 from components.base import ToolComponent
-from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, flags, image
+from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, flags, image, to_yaml
 from config.durations import go_duration
 from config.model import Settings
 
@@ -88,7 +87,7 @@ def config(settings: Settings) -> dict:
 
 
 def render(settings: Settings) -> dict[str, str]:
-    return {"tempo/tempo.yaml": yaml.safe_dump(config(settings), sort_keys=False)}
+    return {"tempo/tempo.yaml": to_yaml(config(settings))}
 
 
 def workloads(settings: Settings) -> tuple[Workload, ...]:

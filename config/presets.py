@@ -27,6 +27,17 @@ PRESETS: dict[str, dict] = {
             "spansPerSecond": 50,
             "profileMbPerDay": 100,
         },
+        # Sized so the whole dev stack fits a 4 GiB laptop: limits sum to about 3 GiB (the rest
+        # is for the OS and Docker), requests to about 1.3 GiB (`make bench` prints the table).
+        "components": {
+            "prometheus": {"resources": {"requests": {"memory": "384Mi"}, "limits": {"memory": "640Mi"}}},
+            "loki": {"resources": {"requests": {"memory": "192Mi"}, "limits": {"memory": "384Mi"}}},
+            "tempo": {"resources": {"requests": {"memory": "192Mi"}, "limits": {"memory": "384Mi"}}},
+            "mimir": {"resources": {"requests": {"memory": "256Mi"}, "limits": {"memory": "512Mi"}}},
+            "pyroscope": {"resources": {"limits": {"memory": "256Mi"}}},
+            "grafana": {"resources": {"limits": {"memory": "320Mi"}}},
+            "collector": {"resources": {"requests": {"memory": "64Mi"}, "limits": {"memory": "192Mi"}}},
+        },
         "protectData": False,
     },
     "prod": {

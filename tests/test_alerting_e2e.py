@@ -453,8 +453,11 @@ def test_payload_shapes(run: Running):
             assert body["dedup_key"]
             payload = body["payload"]
             assert payload["summary"].startswith("[FIRING:")
-            # Events v2 accepts only these; Alertmanager's default is "error" (the render sets none).
-            assert payload["severity"] in ("critical", "error", "warning", "info")
+            # Events v2 severity follows the alerts' severity label (the render maps it).
+            severities = {a.get("severity") for a in delivered(d)}
+            assert len(severities) == 1, severities
+            expected = {"critical": "critical", "warning": "warning"}.get(severities.pop(), "info")
+            assert payload["severity"] == expected
             assert payload["source"]
             assert payload["custom_details"]["num_firing"] == len(payload["custom_details"]["firing"])
         elif d.service == "email":

@@ -82,9 +82,13 @@ def test_receiver_kinds():
         "text": "{{ range .Alerts }}{{ .Annotations.description }}{{ end }}",
         "send_resolved": True,
     }]
-    assert r["pagerduty"]["pagerduty_configs"] == [{"routing_key_file": f"{secrets}/pagerduty-pagerduty-routing_key"}]
+    severity = alertmanager.PAGERDUTY_SEVERITY
+    assert r["pagerduty"]["pagerduty_configs"] == [{
+        "routing_key_file": f"{secrets}/pagerduty-pagerduty-routing_key", "severity": severity,
+    }]
     assert r["pd-eu"]["pagerduty_configs"] == [{
-        "routing_key_file": f"{secrets}/pd-eu-pagerduty-routing_key", "url": "http://sink:8080/v2/enqueue",
+        "routing_key_file": f"{secrets}/pd-eu-pagerduty-routing_key", "severity": severity,
+        "url": "http://sink:8080/v2/enqueue",
     }]
     assert r["email"]["email_configs"] == [{
         "to": "team@example.com", "from": "am@example.com", "smarthost": "smtp.example.com:587",

@@ -81,8 +81,11 @@ def test_objects_merge_key_by_key():
 
 
 def test_stack_config_beats_preset_beats_defaults():
-    default = load_settings({"environment": "dev"}, stack="x").components.prometheus.resources
-    assert default.limits.memory == "1Gi"  # built-in default
+    from config.model import Settings
+
+    assert Settings().components.prometheus.resources.limits.memory == "1Gi"  # built-in default
+    dev = load_settings({"environment": "dev"}, stack="x").components.prometheus.resources
+    assert (dev.limits.memory, dev.limits.cpu) == ("640Mi", "1")  # dev preset over the default
     p = prod()
     assert p.components.prometheus.resources.limits.memory == "4Gi"  # preset
     assert p.components.prometheus.resources.requests.cpu == "500m"
