@@ -3,8 +3,6 @@
 # versions pinned under "toolchain" in components/versions.json:
 #
 #   pulumi                        CLI, from github.com/pulumi/pulumi/pkg/v3 (+ sdk/v3) at "pulumi"
-#   pulumi-language-python        Python language host (see "Python language host" below)
-#   pulumi-language-python-exec   its companion script, shipped in the sdk/v3 module zip
 #   pulumi-resource-kubernetes    github.com/pulumi/pulumi-kubernetes/provider/v4 at
 #                                 "pulumi_kubernetes_provider_module", reporting "pulumi_kubernetes"
 #
@@ -20,22 +18,20 @@
 # Plugins found on PATH (pulumi-resource-*) are used whatever version the SDK asks for.
 #
 # Python language host: the module github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3
-# is not served by the Go module proxy reachable here (every query, @v/list included, answers
-# "403 This module version is not available"). Until it is, this script builds a small stand-in
-# host (Go source below) against sdk/v3 at the same version as the CLI. It uses sdk/v3's own
-# python/toolchain package to pick the interpreter (Pulumi.yaml runtime options `virtualenv` and
-# `toolchain`, else PULUMI_PYTHON_CMD, else python3 on PATH) and runs the sdk's
-# pulumi-language-python-exec, exactly as the real host does. It does not report required
-# plugins (the engine loads providers when the program registers them) and ignores
-# `typechecker`.
+# is not served by the Go module proxy reachable here (every query, @v/list, @latest, @v3.259.0,
+# the v3.259.0 commit and its pseudo-versions, answers "403 This module version is not
+# available"). We do not substitute a host of our own: programs run under this engine through
+# the Automation API's inline programs (scripts/engine.py), where the Python SDK itself serves
+# the program to the real CLI. `pulumi preview` / `up` from the command line, and Python policy
+# packs (run through the language host), need an installed Pulumi CLI.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 versions_json=$repo/components/versions.json
 
-# Bump when the build recipe (or the stand-in host below) changes, so caches are rebuilt.
-recipe=2
+# Bump when the build recipe changes, so caches are rebuilt.
+recipe=3
 
 toolchain_get() {
   python3 - "$versions_json" "$1" <<'PY'
@@ -63,7 +59,7 @@ case "${1:-}" in
 esac
 
 stamp="recipe=$recipe pulumi=$pulumi_version k8s=$k8s_version k8s_module=$k8s_module_version"
-tools=(pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-kubernetes)
+tools=(pulumi pulumi-resource-kubernetes)
 
 complete() {
   [[ -f $bin/.stamp && "$(cat "$bin/.stamp")" == "$stamp" ]] || return 1
@@ -95,7 +91,7 @@ if d.get("Error"):
 print(d["Dir"])'
 }
 
-# --- pulumi CLI and the Python language host: one wrapper module ----------------------------
+# --- pulumi CLI: a wrapper module ----------------------------
 # pkg/v3's go.mod replaces sdk/v3 => ../sdk, so `go install pkg/v3/cmd/pulumi@ver` is refused.
 # A wrapper module requires pkg/v3 and sdk/v3 at the same version and copies pkg/v3's
 # non-local replaces (the clipboard fork).
@@ -103,7 +99,7 @@ log "pulumi $pulumi_version: resolving modules"
 pkg_dir=$(module_dir "github.com/pulumi/pulumi/pkg/v3@$pulumi_version")
 sdk_dir=$(module_dir "github.com/pulumi/pulumi/sdk/v3@$pulumi_version")
 cli=$work/cli
-mkdir -p "$cli/cmd/pulumi-language-python"
+mkdir -p "$cli"
 {
   echo "module observability.local/pulumi-build"
   echo
@@ -120,223 +116,10 @@ mkdir -p "$cli/cmd/pulumi-language-python"
   echo "tool github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
 } >"$cli/go.mod"
 
-cat >"$cli/cmd/pulumi-language-python/main.go" <<'GO'
-// Stand-in Pulumi language host for Python (see scripts/build-pulumi.sh): serves the
-// LanguageRuntime gRPC service and runs programs through the SDK's pulumi-language-python-exec.
-package main
-
-import (
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
-
-	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/version"
-	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
-	"github.com/pulumi/pulumi/sdk/v3/python/toolchain"
-	"google.golang.org/grpc"
-	"google.golang.org/protobuf/types/known/emptypb"
-)
-
-// Exit code with which pulumi-language-python-exec says it already showed the error.
-const exitAfterUserMessage = 32
-
-type host struct {
-	pulumirpc.UnimplementedLanguageRuntimeServer
-	engine   string
-	execPath string
-}
-
-func main() {
-	// The engine passes its address as the last argument; older engines put flags first.
-	var engine string
-	for _, a := range os.Args[1:] {
-		if !strings.HasPrefix(a, "-") {
-			engine = a
-		}
-	}
-	self, err := os.Executable()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	h := &host{engine: engine, execPath: filepath.Join(filepath.Dir(self), "pulumi-language-python-exec")}
-	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
-		Init: func(s *grpc.Server) error {
-			pulumirpc.RegisterLanguageRuntimeServer(s, h)
-			return nil
-		},
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fmt.Printf("%d\n", handle.Port)
-	if err := <-handle.Done; err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-}
-
-func resolve(info *pulumirpc.ProgramInfo) (toolchain.Toolchain, error) {
-	opts := toolchain.PythonOptions{Toolchain: toolchain.Auto} // Auto: uv.lock, poetry.lock, else pip
-	if info != nil {
-		opts.Root, opts.ProgramDir = info.GetRootDirectory(), info.GetProgramDirectory()
-		o := info.GetOptions().AsMap()
-		if v, ok := o["virtualenv"].(string); ok {
-			opts.Virtualenv = v
-		}
-		switch o["toolchain"] {
-		case "uv":
-			opts.Toolchain = toolchain.Uv
-		case "poetry":
-			opts.Toolchain = toolchain.Poetry
-		case "pip":
-			opts.Toolchain = toolchain.Pip
-		case nil, "":
-		default:
-			return nil, fmt.Errorf("unsupported python toolchain %v", o["toolchain"])
-		}
-	}
-	return toolchain.ResolveToolchain(opts)
-}
-
-func (h *host) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
-	return &pulumirpc.PluginInfo{Version: version.Version}, nil
-}
-
-func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
-	tc, err := resolve(req.GetInfo())
-	if err != nil {
-		return nil, err
-	}
-	args := []string{"-u", h.execPath,
-		"--monitor", req.GetMonitorAddress(),
-		"--engine", h.engine,
-		"--project", req.GetProject(),
-		"--stack", req.GetStack(),
-		"--pwd", req.GetPwd(),
-		"--dry_run", strconv.FormatBool(req.GetDryRun()),
-		"--parallel", strconv.Itoa(int(req.GetParallel())),
-		"--organization", req.GetOrganization(),
-		"--root_directory", req.GetInfo().GetRootDirectory(),
-		req.GetProgram(),
-	}
-	args = append(args, req.GetArgs()...)
-	cmd, err := tc.Command(ctx, args...)
-	if err != nil {
-		return nil, err
-	}
-	cfg := map[string]string{} // never JSON null: the exec script iterates over it
-	for k, v := range req.GetConfig() {
-		cfg[k] = v
-	}
-	config, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, err
-	}
-	secretKeys, err := json.Marshal(append([]string{}, req.GetConfigSecretKeys()...))
-	if err != nil {
-		return nil, err
-	}
-	env := cmd.Env
-	if env == nil {
-		env = os.Environ()
-	}
-	cmd.Env = append(env, "PULUMI_CONFIG="+string(config), "PULUMI_CONFIG_SECRET_KEYS="+string(secretKeys))
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	err = cmd.Run()
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-		return &pulumirpc.RunResponse{}, nil
-	case errors.As(err, &exitErr) && exitErr.ExitCode() == exitAfterUserMessage:
-		return &pulumirpc.RunResponse{Bail: true}, nil
-	case errors.As(err, &exitErr):
-		return &pulumirpc.RunResponse{Error: fmt.Sprintf("Program exited with non-zero exit code: %d", exitErr.ExitCode())}, nil
-	default:
-		return &pulumirpc.RunResponse{Error: fmt.Sprintf("Problem executing program (could not run language executor): %v", err)}, nil
-	}
-}
-
-type streamWriter struct {
-	send   func(*pulumirpc.InstallDependenciesResponse) error
-	stderr bool
-}
-
-func (w streamWriter) Write(p []byte) (int, error) {
-	b := append([]byte{}, p...)
-	r := &pulumirpc.InstallDependenciesResponse{Stdout: b}
-	if w.stderr {
-		r = &pulumirpc.InstallDependenciesResponse{Stderr: b}
-	}
-	return len(p), w.send(r)
-}
-
-func (h *host) InstallDependencies(req *pulumirpc.InstallDependenciesRequest,
-	srv grpc.ServerStreamingServer[pulumirpc.InstallDependenciesResponse],
-) error {
-	tc, err := resolve(req.GetInfo())
-	if err != nil {
-		return err
-	}
-	var out, errOut io.Writer = streamWriter{send: srv.Send}, streamWriter{send: srv.Send, stderr: true}
-	dir := req.GetInfo().GetProgramDirectory()
-	if dir == "" {
-		dir = req.GetDirectory()
-	}
-	return tc.InstallDependencies(srv.Context(), dir, req.GetUseLanguageVersionTools(), true, out, errOut)
-}
-
-func (h *host) About(ctx context.Context, req *pulumirpc.AboutRequest) (*pulumirpc.AboutResponse, error) {
-	tc, err := resolve(req.GetInfo())
-	if err != nil {
-		return nil, err
-	}
-	about, err := tc.About(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &pulumirpc.AboutResponse{
-		Executable: about.PythonExecutable,
-		Version:    about.PythonVersion.String(),
-		Metadata:   map[string]string{"host": "observability stand-in for pulumi-language-python"},
-	}, nil
-}
-
-func (h *host) GetProgramDependencies(ctx context.Context,
-	req *pulumirpc.GetProgramDependenciesRequest,
-) (*pulumirpc.GetProgramDependenciesResponse, error) {
-	tc, err := resolve(req.GetInfo())
-	if err != nil {
-		return nil, err
-	}
-	pkgs, err := tc.ListPackages(ctx, req.GetTransitiveDependencies())
-	if err != nil {
-		return nil, err
-	}
-	resp := &pulumirpc.GetProgramDependenciesResponse{}
-	for _, p := range pkgs {
-		resp.Dependencies = append(resp.Dependencies, &pulumirpc.DependencyInfo{Name: p.Name, Version: p.Version})
-	}
-	return resp, nil
-}
-GO
-
 cd "$cli"
 log "pulumi $pulumi_version: go mod tidy"
 go mod tidy
 ldflags_cli="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${pulumi_version#v}"
-log "pulumi $pulumi_version: building pulumi-language-python (stand-in)"
-go build -trimpath -ldflags "$ldflags_cli" -o "$bin.tmp/pulumi-language-python" ./cmd/pulumi-language-python
-install -m 0755 "$sdk_dir/python/cmd/pulumi-language-python-exec" "$bin.tmp/pulumi-language-python-exec"
 log "pulumi $pulumi_version: building pulumi (takes minutes on a cold build cache)"
 go build -trimpath -ldflags "$ldflags_cli" -o "$bin.tmp/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
 
