@@ -9,6 +9,7 @@ action="${2:-up}"
 say() { printf '%s\n' "$*" >&2; }
 
 # 1. The Pulumi CLI: installed, else the official installer (internet), else built from Go modules.
+engine=cli
 if command -v pulumi >/dev/null 2>&1; then
   say "using the installed Pulumi CLI: $(command -v pulumi) ($(pulumi version))"
 elif curl -fsS --max-time 5 -o /dev/null https://get.pulumi.com 2>/dev/null; then
@@ -17,9 +18,12 @@ elif curl -fsS --max-time 5 -o /dev/null https://get.pulumi.com 2>/dev/null; the
   export PATH="$HOME/.pulumi/bin:$PATH"
 elif command -v go >/dev/null 2>&1; then
   say "no Pulumi CLI and no internet: building the pinned engine from Go modules (scripts/build-pulumi.sh)"
+  say "  (its Python language host is not buildable here, so the program runs inline through the"
+  say "   Automation API: scripts/engine.py; the Kubernetes provider is built too, the Docker one cannot be)"
   scripts/build-pulumi.sh >&2
   export PATH="$(scripts/build-pulumi.sh --print-path):$PATH"
   export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+  engine=inline
 else
   say "error: the Pulumi CLI is required. Install it (https://www.pulumi.com/docs/install/) or install Go so it can be built from modules."
   exit 1
@@ -54,6 +58,9 @@ if [ "$target" = docker ] && ! docker info >/dev/null 2>&1; then
   exit 1
 fi
 
+if [ "$engine" = inline ]; then
+  exec venv/bin/python scripts/engine.py "$stack" "$action"
+fi
 pulumi stack select --create "$stack" >&2
 if [ "$action" = preview ]; then
   exec pulumi preview --diff
