@@ -23,11 +23,10 @@ from typing import Optional
 
 from pydantic import SecretStr
 
-from components import sizing
 from components.base import ToolComponent
 from components.secrets import secret_output
 from components.workload import (
-    ConfigFile, DataVolume, HealthCheck, Port, Resources, SecretFile, Workload, flags, image, to_yaml,
+    ConfigFile, HealthCheck, Port, SecretFile, Workload, flags, to_yaml, tool_workload,
 )
 from config.model import Receiver, Settings
 
@@ -161,22 +160,18 @@ def args() -> tuple[str, ...]:
 
 
 def workloads(settings: Settings) -> tuple[Workload, ...]:
-    component = settings.components.alertmanager
     files = render(settings)
-    return (Workload(
-        name=TOOL,
-        image=image(TOOL, component, settings.registry_mirror),
+    return (tool_workload(
+        settings, TOOL, data_dir=DATA_DIR,
         uid=UID,
         gid=GID,
         args=args(),
         ports=(Port("http", HTTP_PORT, publish=True),),
         health=HealthCheck.http("/-/ready", HTTP_PORT, client="wget"),
-        resources=Resources.of(component),
         config_files=(ConfigFile(CONFIG_PATH, files["alertmanager/alertmanager.yml"]),),
         secret_files=tuple(
             SecretFile(path, secret_output(value)) for path, value in secret_values(settings).items()
         ),
-        data=DataVolume(DATA_DIR, sizing.volume_size(settings, TOOL)),
     ),)
 
 

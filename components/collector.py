@@ -28,7 +28,9 @@ from __future__ import annotations
 
 from components import loki, mimir, prometheus, tempo
 from components.base import ToolComponent
-from components.workload import ConfigFile, HealthCheck, HostLogs, Port, Resources, Workload, image, to_yaml
+from components.workload import (
+    ConfigFile, HealthCheck, HostLogs, Port, Workload, to_yaml, tool_workload,
+)
 from config.durations import parse_duration
 from config.model import Settings
 
@@ -225,15 +227,12 @@ def render(settings: Settings) -> dict[str, str]:
 
 
 def workloads(settings: Settings) -> tuple[Workload, ...]:
-    component = settings.components.collector
     files = render(settings)
-    img = image(TOOL, component, settings.registry_mirror)
     health = HealthCheck.http("/", HEALTH_PORT, client=None)  # scratch image: no client at all
     backends = [t for t in ("tempo", "loki") if settings.enabled(t)]
     backends += [t for t in ("mimir", "prometheus") if settings.enabled(t)][:1]
-    gateway = Workload(
-        name=TOOL,
-        image=img,
+    gateway = tool_workload(
+        settings, TOOL,
         uid=UID,
         gid=GID,
         args=(f"--config={CONFIG_PATH}",),
@@ -244,7 +243,6 @@ def workloads(settings: Settings) -> tuple[Workload, ...]:
             Port("metrics", METRICS_PORT),
         ),
         health=health,
-        resources=Resources.of(component),
         config_files=(ConfigFile(CONFIG_PATH, files["collector/config.yaml"]),),
         talks_to=tuple(backends),
     )
@@ -252,7 +250,7 @@ def workloads(settings: Settings) -> tuple[Workload, ...]:
         return (gateway,)
     agent = Workload(
         name=AGENT,
-        image=img,
+        image=gateway.image,
         uid=0,
         gid=0,
         root_reason="reads the host's container log files, which are readable by root only "
@@ -261,7 +259,7 @@ def workloads(settings: Settings) -> tuple[Workload, ...]:
         args=(f"--config={CONFIG_PATH}",),
         ports=(Port("health", HEALTH_PORT),),
         health=health,
-        resources=Resources.of(component),
+        resources=gateway.resources,
         config_files=(ConfigFile(CONFIG_PATH, files["collector/agent.yaml"]),),
         host_logs=HostLogs((DOCKER_LOGS,) if settings.target == "docker" else (POD_LOGS,)),
         per_node=True,

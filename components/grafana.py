@@ -18,10 +18,10 @@ import json
 from typing import Any, Optional
 
 
-from components import alertmanager, dashboards, loki, mimir, prometheus, pyroscope, sizing, tempo
+from components import alertmanager, dashboards, loki, mimir, prometheus, pyroscope, tempo
 from components.base import ToolComponent
 from components.workload import (
-    ConfigFile, DataVolume, HealthCheck, Port, Resources, SecretFile, Workload, image, to_yaml,
+    ConfigFile, HealthCheck, Port, SecretFile, Workload, to_yaml, tool_workload,
 )
 from config.model import Settings
 
@@ -207,21 +207,17 @@ def env(settings: Settings) -> dict[str, str]:
 
 def workloads(settings: Settings, admin_password: Any) -> tuple[Workload, ...]:
     """`admin_password` is a pulumi Output[str] marked secret; it only ever becomes a file."""
-    component = settings.components.grafana
     files = render(settings)
     linked = [t for t in ("prometheus", "mimir", "loki", "tempo", "pyroscope", "alertmanager") if settings.enabled(t)]
-    return (Workload(
-        name=TOOL,
-        image=image(TOOL, component, settings.registry_mirror),
+    return (tool_workload(
+        settings, TOOL, data_dir=DATA_DIR,
         uid=UID,
         gid=GID,
         ports=(Port("http", HTTP_PORT, publish=True),),
         health=HealthCheck.http("/api/health", HTTP_PORT, client="curl"),
-        resources=Resources.of(component),
         env=env(settings),
         config_files=tuple(ConfigFile(_container_path(path), text) for path, text in files.items()),
         secret_files=(SecretFile(ADMIN_PASSWORD_PATH, admin_password),),
-        data=DataVolume(DATA_DIR, sizing.volume_size(settings, TOOL)),
         scratch=("/tmp",),
         talks_to=tuple(linked),
     ),)

@@ -16,9 +16,8 @@ the historical Loki user; we set it explicitly and the backends own `/loki` acco
 from __future__ import annotations
 
 
-from components import sizing
 from components.base import ToolComponent
-from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, flags, image, to_yaml
+from components.workload import ConfigFile, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
 from config.durations import go_duration
 from config.model import Settings
 
@@ -94,11 +93,9 @@ def render(settings: Settings) -> dict[str, str]:
 
 
 def workloads(settings: Settings) -> tuple[Workload, ...]:
-    component = settings.components.loki
     files = render(settings)
-    return (Workload(
-        name=TOOL,
-        image=image(TOOL, component, settings.registry_mirror),
+    return (tool_workload(
+        settings, TOOL, data_dir=DATA_DIR,
         uid=UID,
         gid=GID,
         args=tuple(flags({"config.file": CONFIG_PATH}, prefix="-")),
@@ -108,9 +105,7 @@ def workloads(settings: Settings) -> tuple[Workload, ...]:
         ),
         # Distroless since 3.6 (busybox removed): no client inside the image.
         health=HealthCheck.http("/ready", HTTP_PORT, client=None),
-        resources=Resources.of(component),
         config_files=(ConfigFile(CONFIG_PATH, files["loki/loki.yaml"]),),
-        data=DataVolume(DATA_DIR, sizing.volume_size(settings, TOOL)),
         scratch=("/tmp",),
     ),)
 

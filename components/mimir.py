@@ -18,9 +18,8 @@ The image has no USER line (it would run as root) and no shell or HTTP client: w
 from __future__ import annotations
 
 
-from components import sizing
 from components.base import ToolComponent
-from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, flags, image, to_yaml
+from components.workload import ConfigFile, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
 from config.durations import go_duration
 from config.model import Settings
 
@@ -90,11 +89,9 @@ def render(settings: Settings) -> dict[str, str]:
 
 
 def workloads(settings: Settings) -> tuple[Workload, ...]:
-    component = settings.components.mimir
     files = render(settings)
-    return (Workload(
-        name=TOOL,
-        image=image(TOOL, component, settings.registry_mirror),
+    return (tool_workload(
+        settings, TOOL, data_dir=DATA_DIR,
         # The image would run as root (no USER line); run as 10001 with /data owned by it.
         uid=UID,
         gid=GID,
@@ -105,9 +102,7 @@ def workloads(settings: Settings) -> tuple[Workload, ...]:
         ),
         # Distroless: no shell or HTTP client in the image.
         health=HealthCheck.http("/ready", HTTP_PORT, client=None),
-        resources=Resources.of(component),
         config_files=(ConfigFile(CONFIG_PATH, files["mimir/mimir.yaml"]),),
-        data=DataVolume(DATA_DIR, sizing.volume_size(settings, TOOL)),
         scratch=("/tmp",),
     ),)
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 from components import rules, sizing
 from components.base import ToolComponent
-from components.workload import (
-    ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, flags, image, to_yaml,
-)
+from components.workload import ConfigFile, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
 from config.durations import parse_bytes
 from config.model import Settings
 
@@ -158,24 +156,20 @@ def args(settings: Settings) -> tuple[str, ...]:
 
 
 def workloads(settings: Settings) -> tuple[Workload, ...]:
-    component = settings.components.prometheus
     files = render(settings)
     # Everything it scrapes, plus Alertmanager (alerts) and Mimir (remote write), both scraped too.
     talks_to = sorted(job for job in stack_targets(settings) if job != TOOL)
-    return (Workload(
-        name=TOOL,
-        image=image(TOOL, component, settings.registry_mirror),
+    return (tool_workload(
+        settings, TOOL, data_dir=DATA_DIR,
         uid=UID,
         gid=GID,
         args=args(settings),
         ports=(Port("http", HTTP_PORT, publish=True),),
         health=HealthCheck.http("/-/ready", HTTP_PORT, client="wget"),
-        resources=Resources.of(component),
         config_files=tuple(
             ConfigFile(f"{CONFIG_DIR}/{path.removeprefix('prometheus/')}", text)
             for path, text in files.items()
         ),
-        data=DataVolume(DATA_DIR, sizing.volume_size(settings, TOOL)),
         talks_to=tuple(talks_to),
         discovers_pods=settings.target == "kubernetes",
     ),)

@@ -15,9 +15,8 @@ oldest blocks instead of stopping ingestion.
 from __future__ import annotations
 
 
-from components import sizing
 from components.base import ToolComponent
-from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, image, to_yaml
+from components.workload import ConfigFile, HealthCheck, Port, Workload, to_yaml, tool_workload
 from config.durations import go_duration
 from config.model import Settings
 
@@ -44,20 +43,16 @@ def render(settings: Settings) -> dict[str, str]:
 
 
 def workloads(settings: Settings) -> tuple[Workload, ...]:
-    component = settings.components.pyroscope
     files = render(settings)
-    return (Workload(
-        name=TOOL,
-        image=image(TOOL, component, settings.registry_mirror),
+    return (tool_workload(
+        settings, TOOL, data_dir=DATA_DIR,
         uid=UID,
         gid=GID,
         args=(f"-config.file={CONFIG_PATH}",),
         ports=(Port("http", HTTP_PORT, publish=True, ingest=True),),
         # Distroless image: no shell, no HTTP client, so no in-container Docker healthcheck.
         health=HealthCheck.http("/ready", HTTP_PORT, client=None),
-        resources=Resources.of(component),
         config_files=(ConfigFile(CONFIG_PATH, files["pyroscope/config.yaml"]),),
-        data=DataVolume(DATA_DIR, sizing.volume_size(settings, TOOL)),
         scratch=("/tmp",),
     ),)
 

@@ -18,9 +18,9 @@ remote-written to Mimir when it is enabled, else to Prometheus' remote-write rec
 from __future__ import annotations
 
 
-from components import mimir, prometheus, sizing
+from components import mimir, prometheus
 from components.base import ToolComponent
-from components.workload import ConfigFile, DataVolume, HealthCheck, Port, Resources, Workload, flags, image, to_yaml
+from components.workload import ConfigFile, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
 from config.durations import go_duration
 from config.model import Settings
 
@@ -91,15 +91,13 @@ def render(settings: Settings) -> dict[str, str]:
 
 
 def workloads(settings: Settings) -> tuple[Workload, ...]:
-    component = settings.components.tempo
     files = render(settings)
     # Applications send OTLP to the collector (tail sampling happens there); Tempo's OTLP ports
     # are published only when there is no collector and apps must reach Tempo directly.
     direct = not settings.enabled("collector")
     write_to = [t for t in ("mimir", "prometheus") if settings.enabled(t)][:1]
-    return (Workload(
-        name=TOOL,
-        image=image(TOOL, component, settings.registry_mirror),
+    return (tool_workload(
+        settings, TOOL, data_dir=DATA_DIR,
         uid=UID,
         gid=GID,
         args=tuple(flags({"config.file": CONFIG_PATH}, prefix="-")),
@@ -111,9 +109,7 @@ def workloads(settings: Settings) -> tuple[Workload, ...]:
         ),
         # 2.9's image is distroless:debug: busybox wget exists, but only at /busybox/wget.
         health=HealthCheck.http("/ready", HTTP_PORT, client="/busybox/wget"),
-        resources=Resources.of(component),
         config_files=(ConfigFile(CONFIG_PATH, files["tempo/tempo.yaml"]),),
-        data=DataVolume(DATA_DIR, sizing.volume_size(settings, TOOL)),
         scratch=("/tmp",),
         talks_to=tuple(write_to),
     ),)

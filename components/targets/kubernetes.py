@@ -57,7 +57,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.base import Deployed
-from components.workload import Port, Workload
+from components.workload import Workload
 from config.model import Settings
 
 PART_OF = "observability"
