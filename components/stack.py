@@ -78,16 +78,17 @@ class ObservabilityStack(pulumi.ComponentResource):
         self.settings = settings
         backend = make_backend(name, settings, self)
 
-        password: pulumi.Output[str] = pulumi.Output.secret("")
-        if settings.enabled("grafana") and settings.grafana.admin_password is not None:
+        if not settings.enabled("grafana"):
+            password = pulumi.Output.secret("")
+        elif settings.grafana.admin_password is not None:
             password = secret_output(settings.grafana.admin_password)
-        elif settings.enabled("grafana"):
+        else:
             # Never a default password: generate one, keep it in state, export it as a secret.
-            password = random.RandomPassword(
+            password = pulumi.Output.secret(random.RandomPassword(
                 f"{name}-grafana-admin-password", length=24, special=False,
                 opts=pulumi.ResourceOptions(parent=self),
-            ).result
-        self.grafana_admin_password = pulumi.Output.secret(password)
+            ).result)
+        self.grafana_admin_password = password
 
         self.tools: dict[str, ToolComponent] = {}
         for module_name, class_name in TOOLS:
