@@ -27,6 +27,8 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import wait_for_rpcs
 
+from config.loader import placeholder_secrets
+
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -175,24 +177,8 @@ def engine_config(config: dict) -> tuple[dict[str, str], list[str]]:
 
     Every `secure:` leaf becomes a distinct `TEST-SECRET-<n>` string and its key is marked secret.
     """
-    counter = iter(range(1, 1 << 20))
-    values: dict[str, str] = {}
-    secret_keys: list[str] = []
-
-    def decrypt(value: Any, key: str) -> Any:
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            if key not in secret_keys:
-                secret_keys.append(key)
-            return f"{SECRET_PREFIX}{next(counter)}"
-        if isinstance(value, dict):
-            return {k: decrypt(v, key) for k, v in value.items()}
-        if isinstance(value, list):
-            return [decrypt(v, key) for v in value]
-        return value
-
-    for key, value in config.items():
-        plain = decrypt(value, key)
-        values[key] = plain if isinstance(plain, str) else json.dumps(plain)
+    plain, secret_keys = placeholder_secrets(config, SECRET_PREFIX)
+    values = {key: value if isinstance(value, str) else json.dumps(value) for key, value in plain.items()}
     return values, secret_keys
 
 

@@ -343,26 +343,29 @@ def settings_from_stack_file(path: str, stack: str, placeholder: str = "secret-p
     return load_settings(raw, stack=stack, secret_keys=secret_keys)
 
 
-def stack_config_values(config: dict, placeholder: str = "secret-placeholder") -> tuple[dict, list[str]]:
-    """`config:` of a stack file -> ({key: value} under our namespace, secret keys)."""
+def placeholder_secrets(config: dict, prefix: str) -> tuple[dict, list[str]]:
+    """A stack file's `config:` as a program would receive it decrypted: every `secure:` leaf
+    becomes a distinct `<prefix><n>` string; also returns the keys that held one (secret keys)."""
     counter = iter(range(1, 1 << 30))
-    raw: dict[str, Any] = {}
     secret_keys: list[str] = []
 
     def replace(value: Any, key: str) -> Any:
         if isinstance(value, dict) and set(value) == {"secure"}:
             if key not in secret_keys:
                 secret_keys.append(key)
-            return f"{placeholder}-{next(counter)}"
+            return f"{prefix}{next(counter)}"
         if isinstance(value, dict):
             return {k: replace(v, key) for k, v in value.items()}
         if isinstance(value, list):
             return [replace(v, key) for v in value]
         return value
 
-    for full_key, value in config.items():
-        namespace, _, key = full_key.partition(":")
-        if namespace != NAMESPACE:
-            continue
-        raw[key] = replace(value, key)
-    return raw, secret_keys
+    return {key: replace(value, key) for key, value in config.items()}, secret_keys
+
+
+def stack_config_values(config: dict, placeholder: str = "secret-placeholder") -> tuple[dict, list[str]]:
+    """`config:` of a stack file -> ({key: value} under our namespace, secret keys)."""
+    values, secret_keys = placeholder_secrets(config, f"{placeholder}-")
+    prefix = NAMESPACE + ":"
+    raw = {key[len(prefix):]: value for key, value in values.items() if key.startswith(prefix)}
+    return raw, [key[len(prefix):] for key in secret_keys if key.startswith(prefix)]
