@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import posixpath
 from typing import Optional
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -159,6 +160,29 @@ def args() -> tuple[str, ...]:
     }))
 
 
+def notification_ports(settings: Settings) -> tuple[int, ...]:
+    """TCP ports Alertmanager sends notifications to, read from the receivers' URLs and SMTP
+    hosts (only the port: never logged or exported). Receivers live outside the stack."""
+    def url_port(url: str) -> int:
+        parts = urlsplit(url)
+        try:
+            return parts.port or (80 if parts.scheme == "http" else 443)
+        except ValueError:
+            return 443
+
+    ports: set[int] = set()
+    for receiver in settings.receiver_map().values():
+        if receiver.slack:
+            ports.add(url_port(receiver.slack.api_url.get_secret_value()))
+        if receiver.pagerduty:
+            ports.add(url_port(receiver.pagerduty.url) if receiver.pagerduty.url else 443)
+        if receiver.email:
+            ports.add(int(receiver.email.smarthost.rsplit(":", 1)[1]))
+        if receiver.webhook:
+            ports.add(url_port(receiver.webhook.url.get_secret_value()))
+    return tuple(sorted(ports))
+
+
 def workloads(settings: Settings) -> tuple[Workload, ...]:
     files = render(settings)
     return (tool_workload(
@@ -172,6 +196,7 @@ def workloads(settings: Settings) -> tuple[Workload, ...]:
         secret_files=tuple(
             SecretFile(path, secret_output(value)) for path, value in secret_values(settings).items()
         ),
+        egress_ports=notification_ports(settings),
     ),)
 
 

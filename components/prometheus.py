@@ -172,6 +172,9 @@ def workloads(settings: Settings) -> tuple[Workload, ...]:
         ),
         talks_to=tuple(talks_to),
         discovers_pods=settings.target == "kubernetes",
+        # Team scrape targets (`host:port`) may live anywhere, in or outside the cluster.
+        egress_ports=tuple(sorted({int(target.rsplit(":", 1)[1]) for team in settings.teams
+                                   for job in team.scrape_targets for target in job.targets})),
     ),)
 
 

@@ -184,6 +184,9 @@ class Workload:
     host_logs: Optional[HostLogs] = None
     # Other workloads this one sends traffic to (Kubernetes NetworkPolicy egress).
     talks_to: tuple[str, ...] = ()
+    # TCP ports it sends to outside the stack, at addresses only known at run time (receivers,
+    # team scrape targets): Kubernetes NetworkPolicy egress to any address on these ports.
+    egress_ports: tuple[int, ...] = ()
     # Prometheus' pod discovery: a ServiceAccount token and get/list/watch on pods.
     discovers_pods: bool = False
     # Pod annotations/labels on Kubernetes; container labels on Docker.

@@ -51,7 +51,6 @@ import json
 import posixpath
 import re
 from typing import Optional
-from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -84,7 +83,6 @@ DNS_PEER = {
 # in prod and always retained: changing them fails loudly instead of swapping the volume.)
 TEMPLATE_IGNORED = "spec.volumeClaimTemplates"
 # Ports a notification goes out on, per receiver kind, when its URL names none.
-_SCHEME_PORTS = {"https": 443, "http": 80}
 
 
 def selector_labels(workload_name: str) -> dict[str, str]:
@@ -139,39 +137,6 @@ def probe(workload: Workload, liveness: bool = False) -> dict:
         "failureThreshold": h.failure_threshold * (2 if liveness else 1),
         "successThreshold": 1,
     }
-
-
-def receiver_ports(settings: Settings) -> list[tuple[str, int]]:
-    """(protocol, port) Alertmanager sends notifications to, from the configured receivers.
-
-    Only the port of a URL is read (never logged or exported): the NetworkPolicy allows exactly
-    those ports to any address, because receivers live outside the cluster.
-    """
-    ports: set[int] = set()
-
-    def url_port(url: str, default: int = 443) -> int:
-        parts = urlsplit(url)
-        try:
-            return parts.port or _SCHEME_PORTS.get(parts.scheme, default)
-        except ValueError:
-            return default
-
-    for receiver in settings.receiver_map().values():
-        if receiver.slack:
-            ports.add(url_port(receiver.slack.api_url.get_secret_value()))
-        if receiver.pagerduty:
-            ports.add(url_port(receiver.pagerduty.url) if receiver.pagerduty.url else 443)
-        if receiver.email:
-            ports.add(int(receiver.email.smarthost.rsplit(":", 1)[1]))
-        if receiver.webhook:
-            ports.add(url_port(receiver.webhook.url.get_secret_value()))
-    return [("TCP", p) for p in sorted(ports)]
-
-
-def scrape_target_ports(settings: Settings) -> list[tuple[str, int]]:
-    """(protocol, port) of the teams' extra scrape targets (`host:port`, in or outside the cluster)."""
-    ports = {int(t.rsplit(":", 1)[1]) for team in settings.teams for job in team.scrape_targets for t in job.targets}
-    return [("TCP", p) for p in sorted(ports)]
 
 
 def _ports(ports) -> list[dict]:
@@ -557,11 +522,10 @@ def network_policy_specs(settings: Settings, workloads: list[Workload]) -> dict[
     - egress from W to each workload in its `talks_to`, on that workload's ports;
     - a pod-discovering workload (Prometheus): egress to pods in every *other* namespace on any
       port (annotation-driven scraping can target any port), to the teams' extra scrape targets'
-      ports anywhere, and to the API server (443 and 6443 anywhere: its address is the cluster's);
-    - Alertmanager: egress to its receivers' ports anywhere (Slack, PagerDuty, SMTP, webhooks).
+      and to the API server (443 and 6443 anywhere: its address is the cluster's);
+    - egress to W's `egress_ports` anywhere: destinations outside the stack that the tool module
+      derives from settings (Alertmanager's receivers, Prometheus' team scrape targets).
     """
-    from components import alertmanager
-
     by_name = {w.name: w for w in workloads}
     namespace = settings.kubernetes.namespace
     public = settings.kubernetes.service_type != "ClusterIP"
@@ -593,13 +557,8 @@ def network_policy_specs(settings: Settings, workloads: list[Workload]) -> dict[
             egress_rules.append({"to": [{"namespaceSelector": {"matchExpressions": [{
                 "key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [namespace]}]}}]})
             egress_rules.append({"to": list(ANYWHERE), "ports": _ports(("TCP", p) for p in API_SERVER_PORTS)})
-            extra = scrape_target_ports(settings)
-            if extra:
-                egress_rules.append({"to": list(ANYWHERE), "ports": _ports(extra)})
-        if w.name == alertmanager.TOOL:
-            notify = receiver_ports(settings)
-            if notify:
-                egress_rules.append({"to": list(ANYWHERE), "ports": _ports(notify)})
+        if w.egress_ports:
+            egress_rules.append({"to": list(ANYWHERE), "ports": _ports(("TCP", p) for p in w.egress_ports)})
 
         spec: dict = {"podSelector": {"matchLabels": selector_labels(w.name)},
                       "policyTypes": ["Ingress", "Egress"]}
