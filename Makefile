@@ -18,6 +18,7 @@ tools:
 	scripts/build-prom-tools.sh
 	scripts/build-otelcol.sh
 	scripts/build-pulumi.sh
+	scripts/build-kube-apiserver.sh
 
 ## the whole test suite: unit, golden, real tools, real processes, real Pulumi engine
 test: venv tools

@@ -1,0 +1,180 @@
+"""`up` against a real kube-apiserver (+ etcd) on loopback (issue 7): the objects the program
+declares are admitted and validated by the API server itself, not only by schemas or mocks.
+
+The Pulumi engine and Kubernetes provider come from scripts/build-pulumi.sh, the API server and
+etcd from scripts/build-kube-apiserver.sh (both Go modules, versions in components/versions.json);
+tests/kube.py runs the server. Marked `engine`; part of `make test`.
+
+There is no kubelet, scheduler or controller manager, so workloads never become ready and claims
+are never bound. pulumi-kubernetes 4.25 has no provider-level switch to skip its readiness await
+(only `PULUMI_K8S_AWAIT_ALL`, which adds awaits), just the per-object annotation
+`pulumi.com/skipAwait: "true"`. TEST-ONLY: the inline program here registers a stack resource
+transform adding that annotation to every Kubernetes object before it runs the project's
+unchanged `__main__.py`; the project itself never sets it.
+
+Flow: prod's config (passphrase "example") with the generated kubeconfig, StorageClass
+`expandable` (allowVolumeExpansion, created through the API first) and `protectData: false`:
+1. `up` succeeds; the namespace, StatefulSets, PVCs, Services, NetworkPolicies, ConfigMaps and
+   the Secret exist in the API server;
+2. a preview right after shows no changes;
+3. the claims are marked Bound (what a provisioner would do; the API server allows resizing
+   bound claims only), then a retention change `up` grows them in place, no claim, StatefulSet
+   or Service is replaced, and the API server holds the larger requests;
+4. `destroy` succeeds and leaves only what is retained on delete: the namespace and the claims.
+"""
+
+from __future__ import annotations
+
+import runpy
+import time
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi import automation as auto
+
+from scripts.engine import open_stack
+from tests.harness import ROOT
+from tests.kube import APIServer, apiserver  # noqa: F401  (fixture)
+from tests.test_engine import PROTECTED_KINDS, Events, engine, work_dir  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.engine
+NS = "observability"
+STORAGE_CLASS = "expandable"
+FIGURES: dict[str, Any] = {}
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+
+
+def _with_skip_await(metadata: Any) -> Any:
+    def add(meta):
+        meta = dict(meta or {})
+        annotations = meta.get("annotations")
+        if isinstance(annotations, pulumi.Output):
+            meta["annotations"] = annotations.apply(lambda a: {**(a or {}), **SKIP_AWAIT})
+        else:
+            meta["annotations"] = {**(annotations or {}), **SKIP_AWAIT}
+        return meta
+
+    if isinstance(metadata, pulumi.Output):
+        return metadata.apply(add)
+    return add(metadata)
+
+
+def _skip_await(args: pulumi.ResourceTransformArgs):
+    """TEST-ONLY transform: no controllers run here, so nothing would ever become ready."""
+    if not args.type_.startswith("kubernetes:") or args.type_.startswith("pulumi:providers:"):
+        return None
+    if "metadata" not in args.props and "apiVersion" not in args.props:
+        return None
+    props = dict(args.props)
+    props["metadata"] = _with_skip_await(props.get("metadata"))
+    return pulumi.ResourceTransformResult(props=props, opts=args.opts)
+
+
+def program() -> None:
+    pulumi.runtime.register_resource_transform(_skip_await)
+    runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+
+def _storage(api, ns: str) -> dict[str, str]:
+    return {c["metadata"]["name"]: c["spec"]["resources"]["requests"]["storage"]
+            for c in api.items(f"/api/v1/namespaces/{ns}/persistentvolumeclaims")}
+
+
+@pytest.fixture(scope="module")
+def deployed(engine, apiserver: APIServer):
+    base, env = engine
+    api = apiserver.api
+    api.request("POST", "/apis/storage.k8s.io/v1/storageclasses", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": STORAGE_CLASS}, "provisioner": "example.com/none",
+        "allowVolumeExpansion": True, "reclaimPolicy": "Retain", "volumeBindingMode": "Immediate"})
+    extra = {"observability:environment": "prod", "observability:protectData": False,
+             "observability:kubernetes": {"namespace": NS, "kubeconfig": str(apiserver.kubeconfig),
+                                          "storageClass": STORAGE_CLASS}}
+    wd = work_dir(base, "ci-apiserver", "prod", extra)
+    stack = open_stack("ci-apiserver", wd, env)
+    stack.workspace.program = program
+    FIGURES["apiserver startup s"] = apiserver.startup_s
+    out: list[str] = []
+    start = time.perf_counter()
+    try:
+        up = stack.up(on_output=out.append)
+    except auto.CommandError as e:
+        pytest.fail(f"up against the real API server failed:\n{e}\n" + "\n".join(out[-80:]))
+    FIGURES["up s"] = time.perf_counter() - start
+    yield base, env, stack, api, up
+    try:
+        stack.destroy(on_output=lambda _: None)
+    except auto.CommandError:
+        pass
+
+
+def test_up_is_admitted_by_the_api_server(deployed):
+    _, _, _, api, up = deployed
+    assert up.summary.result == "succeeded"
+    api.get(f"/api/v1/namespaces/{NS}")
+    statefulsets = api.names(f"/apis/apps/v1/namespaces/{NS}/statefulsets")
+    claims = api.names(f"/api/v1/namespaces/{NS}/persistentvolumeclaims")
+    services = api.names(f"/api/v1/namespaces/{NS}/services")
+    policies = api.names(f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies")
+    configmaps = api.names(f"/api/v1/namespaces/{NS}/configmaps") - {"kube-root-ca.crt"}
+    secrets = api.names(f"/api/v1/namespaces/{NS}/secrets")
+    assert len(statefulsets) == 7, statefulsets
+    assert len(claims) == 7, claims
+    assert services and policies and configmaps and secrets, (services, policies, configmaps, secrets)
+    assert api.names(f"/apis/apps/v1/namespaces/{NS}/daemonsets")
+    assert api.names(f"/apis/apps/v1/namespaces/{NS}/deployments")
+    for claim in api.items(f"/api/v1/namespaces/{NS}/persistentvolumeclaims"):
+        assert claim["spec"]["storageClassName"] == STORAGE_CLASS
+    FIGURES["objects"] = sum(map(len, (statefulsets, claims, services, policies, configmaps, secrets)))
+
+
+def test_preview_right_after_up_shows_no_changes(deployed):
+    _, _, stack, _, _ = deployed
+    result = stack.preview(on_output=lambda _: None)
+    assert set(result.change_summary) == {auto.OpType.SAME}, result.change_summary
+
+
+def test_retention_change_grows_claims_in_place(deployed):
+    _, _, stack, api, _ = deployed
+    # A provisioner would bind the claims; the API server resizes bound claims only.
+    for name in api.names(f"/api/v1/namespaces/{NS}/persistentvolumeclaims"):
+        api.request("PATCH", f"/api/v1/namespaces/{NS}/persistentvolumeclaims/{name}/status",
+                    {"status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"]}},
+                    content_type="application/merge-patch+json")
+    before = _storage(api, NS)
+    stack.set_config("observability:retention.metrics", auto.ConfigValue("90d"), path=True)
+    stack.set_config("observability:retention.logs", auto.ConfigValue("60d"), path=True)
+    events, out = Events(), []
+    start = time.perf_counter()
+    try:
+        result = stack.up(on_event=events, on_output=out.append)
+    except auto.CommandError as e:
+        pytest.fail(f"retention change up failed:\n{e}\n" + "\n".join(out[-80:]))
+    FIGURES["retention up s"] = time.perf_counter() - start
+    assert result.summary.result == "succeeded"
+    replaced = events.replaced()
+    assert not [r for r in replaced if r[0] in PROTECTED_KINDS], replaced
+    updated = {t for op, t, _ in events.ops if op == "update"}
+    assert "kubernetes:core/v1:PersistentVolumeClaim" in updated
+    after = _storage(api, NS)
+    grown = {n: (before[n], after[n]) for n in before if before[n] != after[n]}
+    assert grown, (before, after)
+    FIGURES["claims grown"] = grown
+
+
+def test_destroy_leaves_only_retained_namespace_and_claims(deployed, capsys):
+    _, _, stack, api, _ = deployed
+    result = stack.destroy(on_output=lambda _: None)
+    assert result.summary.result == "succeeded"
+    assert not api.names(f"/apis/apps/v1/namespaces/{NS}/statefulsets")
+    assert not api.names(f"/apis/apps/v1/namespaces/{NS}/deployments")
+    assert not api.names(f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies")
+    assert not api.names(f"/api/v1/namespaces/{NS}/services")
+    api.get(f"/api/v1/namespaces/{NS}")  # retained on delete
+    assert len(api.names(f"/api/v1/namespaces/{NS}/persistentvolumeclaims")) == 7
+    with capsys.disabled():
+        print("\napiserver: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
+                                          for k, v in FIGURES.items()))
+
