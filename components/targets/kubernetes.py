@@ -456,8 +456,8 @@ class KubernetesBackend:
             storage_class = self.settings.kubernetes.storage_class or "the cluster's default StorageClass"
             pulumi.log.warn(
                 f"{claim_name} requests {w.data.size}, derived from retention x ingest. When that grows, "
-                f"Pulumi expands the claim in place: {storage_class} must have allowVolumeExpansion: true, "
-                f"otherwise the update is rejected and nothing is replaced (pin "
+                f"Pulumi expands the claim in place: the claim must be bound and {storage_class} must "
+                f"have allowVolumeExpansion: true, otherwise the update is rejected and nothing is replaced (pin "
                 f"components.{w.name}.storage.size to the current size, or migrate the data). A claim "
                 f"never shrinks: when lowering retention, pin components.{w.name}.storage.size to the "
                 f"current size.",
