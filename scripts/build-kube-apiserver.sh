@@ -20,25 +20,17 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(dirname "$here")
-versions_json=$repo/components/versions.json
+tool_name=build-kube-apiserver
+# shellcheck source=scripts/gobuild.sh
+source "$here/gobuild.sh"
 
 # Bump when the build recipe changes, so caches are rebuilt.
 recipe=1
 
-kube_get() {
-  python3 - "$versions_json" "$1" <<'PY'
-import json, sys
-value = json.load(open(sys.argv[1])).get("kube", {}).get(sys.argv[2])
-if not isinstance(value, str) or not value:
-    sys.exit(f"components/versions.json: kube.{sys.argv[2]} is missing")
-print(value)
-PY
-}
 
-k8s_version=$(kube_get kubernetes)     # v1.34.4
-staging_version=$(kube_get staging)    # v0.34.4
-etcd_version=$(kube_get etcd)          # v3.6.4
+k8s_version=$(pinned kube kubernetes)     # v1.34.4
+staging_version=$(pinned kube staging)    # v0.34.4
+etcd_version=$(pinned kube etcd)          # v3.6.4
 
 cache_root=${OBS_TOOLS_CACHE:-$HOME/.cache/observability-stack}/kube
 dest=$cache_root/${k8s_version#v}-etcd${etcd_version#v}
@@ -53,35 +45,7 @@ esac
 stamp="recipe=$recipe kubernetes=$k8s_version staging=$staging_version etcd=$etcd_version"
 tools=(kube-apiserver etcd)
 
-complete() {
-  [[ -f $bin/.stamp && "$(cat "$bin/.stamp")" == "$stamp" ]] || return 1
-  local t
-  for t in "${tools[@]}"; do [[ -x $bin/$t ]] || return 1; done
-}
-
-if complete; then echo "cached $bin"; exit 0; fi
-
-mkdir -p "$cache_root"
-exec 9>"$cache_root/.lock"
-flock 9
-if complete; then echo "cached $bin"; exit 0; fi   # another run built it meanwhile
-
-command -v go >/dev/null || { echo "build-kube-apiserver: go is not on PATH" >&2; exit 1; }
-log() { echo "build-kube-apiserver: $*" >&2; }
-
-work=$dest/build
-rm -rf "$work" "$bin.tmp"
-mkdir -p "$work" "$bin.tmp"
-start=$SECONDS
-
-module_dir() { # module@version -> its directory in the module cache (downloading it)
-  (cd "$work" && go mod download -json "$1") | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-if d.get("Error"):
-    sys.exit("go mod download " + d["Path"] + "@" + d["Version"] + ": " + d["Error"])
-print(d["Dir"])'
-}
+gobuild_begin
 
 log "kubernetes $k8s_version: resolving modules"
 k8s_dir=$(module_dir "k8s.io/kubernetes@$k8s_version")
@@ -131,9 +95,4 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin.tmp/etcd" go.etcd.io/
 "$bin.tmp/kube-apiserver" --version >&2
 "$bin.tmp/etcd" --version >&2
 
-echo "$stamp" >"$bin.tmp/.stamp"
-cd "$dest"
-rm -rf "$bin" "$work"
-mv "$bin.tmp" "$bin"
-log "built in $((SECONDS - start))s"
-echo "$bin"
+gobuild_finish

@@ -27,25 +27,17 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(dirname "$here")
-versions_json=$repo/components/versions.json
+tool_name=build-pulumi
+# shellcheck source=scripts/gobuild.sh
+source "$here/gobuild.sh"
 
 # Bump when the build recipe changes, so caches are rebuilt.
 recipe=3
 
-toolchain_get() {
-  python3 - "$versions_json" "$1" <<'PY'
-import json, sys
-value = json.load(open(sys.argv[1]))["toolchain"].get(sys.argv[2])
-if not isinstance(value, str) or not value:
-    sys.exit(f"components/versions.json: toolchain.{sys.argv[2]} is missing")
-print(value)
-PY
-}
 
-pulumi_version=$(toolchain_get pulumi)                          # v3.259.0
-k8s_version=$(toolchain_get pulumi_kubernetes)                  # v4.25.0
-k8s_module_version=$(toolchain_get pulumi_kubernetes_provider_module)
+pulumi_version=$(pinned toolchain pulumi)                          # v3.259.0
+k8s_version=$(pinned toolchain pulumi_kubernetes)                  # v4.25.0
+k8s_module_version=$(pinned toolchain pulumi_kubernetes_provider_module)
 
 cache_root=${OBS_TOOLS_CACHE:-$HOME/.cache/observability-stack}/pulumi
 key=${pulumi_version#v}-k8s${k8s_version#v}
@@ -61,35 +53,7 @@ esac
 stamp="recipe=$recipe pulumi=$pulumi_version k8s=$k8s_version k8s_module=$k8s_module_version"
 tools=(pulumi pulumi-resource-kubernetes)
 
-complete() {
-  [[ -f $bin/.stamp && "$(cat "$bin/.stamp")" == "$stamp" ]] || return 1
-  local t
-  for t in "${tools[@]}"; do [[ -x $bin/$t ]] || return 1; done
-}
-
-if complete; then echo "cached $bin"; exit 0; fi
-
-mkdir -p "$cache_root"
-exec 9>"$cache_root/.lock"
-flock 9
-if complete; then echo "cached $bin"; exit 0; fi   # another run built it meanwhile
-
-command -v go >/dev/null || { echo "build-pulumi: go is not on PATH" >&2; exit 1; }
-log() { echo "build-pulumi: $*" >&2; }
-
-work=$dest/build
-rm -rf "$work" "$bin.tmp"
-mkdir -p "$work" "$bin.tmp"
-start=$SECONDS
-
-module_dir() { # module@version -> its directory in the module cache (downloading it)
-  (cd "$work" && go mod download -json "$1") | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-if d.get("Error"):
-    sys.exit("go mod download " + d["Path"] + "@" + d["Version"] + ": " + d["Error"])
-print(d["Dir"])'
-}
+gobuild_begin
 
 # --- pulumi CLI: a wrapper module ----------------------------
 # pkg/v3's go.mod replaces sdk/v3 => ../sdk, so `go install pkg/v3/cmd/pulumi@ver` is refused.
@@ -162,9 +126,4 @@ go build -trimpath \
   -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=${k8s_version#v}" \
   -o "$bin.tmp/pulumi-resource-kubernetes" .
 
-echo "$stamp" >"$bin.tmp/.stamp"
-cd "$dest"
-rm -rf "$bin" "$work"
-mv "$bin.tmp" "$bin"
-log "built in $((SECONDS - start))s"
-echo "$bin"
+gobuild_finish
