@@ -36,16 +36,10 @@ cache_root=${OBS_TOOLS_CACHE:-$HOME/.cache/observability-stack}/kube
 dest=$cache_root/${k8s_version#v}-etcd${etcd_version#v}
 bin=$dest/bin
 
-case "${1:-}" in
-  --print-path) echo "$bin"; exit 0 ;;
-  "") ;;
-  *) echo "usage: $0 [--print-path]" >&2; exit 2 ;;
-esac
-
 stamp="recipe=$recipe kubernetes=$k8s_version staging=$staging_version etcd=$etcd_version"
 tools=(kube-apiserver etcd)
 
-gobuild_begin
+gobuild_begin "$@"
 
 log "kubernetes $k8s_version: resolving modules"
 k8s_dir=$(module_dir "k8s.io/kubernetes@$k8s_version")

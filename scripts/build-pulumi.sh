@@ -44,16 +44,10 @@ key=${pulumi_version#v}-k8s${k8s_version#v}
 dest=$cache_root/$key
 bin=$dest/bin
 
-case "${1:-}" in
-  --print-path) echo "$bin"; exit 0 ;;
-  "") ;;
-  *) echo "usage: $0 [--print-path]" >&2; exit 2 ;;
-esac
-
 stamp="recipe=$recipe pulumi=$pulumi_version k8s=$k8s_version k8s_module=$k8s_module_version"
 tools=(pulumi pulumi-resource-kubernetes)
 
-gobuild_begin
+gobuild_begin "$@"
 
 # --- pulumi CLI: a wrapper module ----------------------------
 # pkg/v3's go.mod replaces sdk/v3 => ../sdk, so `go install pkg/v3/cmd/pulumi@ver` is refused.

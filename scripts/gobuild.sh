@@ -4,7 +4,7 @@
 #   cache_root  the tool family's cache directory; dest=<cache_root>/<versions>; bin=<dest>/bin
 #   stamp       everything the build depends on (pins + recipe): a different stamp rebuilds
 #   tools=(...) binaries that must exist in $bin for the cache to count
-# Then: `gobuild_begin` (exits printing "cached <bin>" when complete; otherwise takes the lock
+# Then: `gobuild_begin "$@"` (`--print-path` prints the bin dir and exits; otherwise it exits printing "cached <bin>" when complete; otherwise takes the lock
 # and prepares $work and $bin.tmp), build into $bin.tmp, `gobuild_finish` (prints the bin dir).
 
 versions_json=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/components/versions.json
@@ -28,6 +28,11 @@ gobuild_complete() {
 }
 
 gobuild_begin() {
+  case "${1:-}" in
+    --print-path) echo "$bin"; exit 0 ;;
+    "") ;;
+    *) echo "usage: $0 [--print-path]" >&2; exit 2 ;;
+  esac
   if gobuild_complete; then echo "cached $bin"; exit 0; fi
   mkdir -p "$cache_root"
   exec 9>"$cache_root/.lock"
