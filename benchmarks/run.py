@@ -128,18 +128,17 @@ def rendered_sizes(config: dict, stack: str) -> tuple[int, int]:
 
 def footprint(stack: str) -> list[tuple]:
     """Per deployed workload (the collector's per-node agent included): requests, limits, volume."""
-    import importlib
-
-    from components.stack import TOOLS
+    from components.registry import NAMES
+    from components.render import workloads_of
     from config import settings_from_stack_file
 
     settings = settings_from_stack_file(str(ROOT / f"Pulumi.{stack}.yaml"), stack)
     rows = []
-    for tool, _ in TOOLS:
+    for tool in NAMES:
         if not settings.enabled(tool):
             continue
         extra = {"admin_password": "unused"} if tool == "grafana" else {}
-        for w in importlib.import_module(f"components.{tool}").workloads(settings, **extra):
+        for w in workloads_of(tool, settings, **extra):
             r = w.resources
             rows.append((w.name, r.cpu_request_cores, r.memory_request_bytes, r.cpu_limit_cores,
                          r.memory_limit_bytes, w.data.size if w.data else "-"))

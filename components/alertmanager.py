@@ -24,10 +24,12 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from components.base import ToolComponent
-from components.secrets import secret_output
-from components.workload import (
-    ConfigFile, HealthCheck, Port, SecretFile, Workload, flags, to_yaml, tool_workload,
+from .base import ToolComponent
+from .platform import Platform
+from .secrets import secret_output
+from .wiring import Links
+from .workload import (
+    ConfigFile, Endpoint, HealthCheck, Port, SecretFile, Workload, flags, to_yaml, tool_workload,
 )
 from config.model import Receiver, Settings
 
@@ -48,6 +50,10 @@ PAGERDUTY_SEVERITY = (
     '{{ if eq .CommonLabels.severity "critical" }}critical'
     '{{ else if eq .CommonLabels.severity "warning" }}warning{{ else }}info{{ end }}'
 )
+
+
+def serves(service: str) -> dict[str, Endpoint]:
+    return {"http": Endpoint(service, HTTP_PORT, scrape=True), "query": Endpoint(service, HTTP_PORT)}
 
 
 def secret_path(receiver: str, kind: str, field: str, secrets_dir: str = SECRETS_DIR) -> str:
@@ -147,7 +153,7 @@ def config(settings: Settings, secrets_dir: str = SECRETS_DIR) -> dict:
     }
 
 
-def render(settings: Settings) -> dict[str, str]:
+def render(settings: Settings, links: Links, platform: Platform) -> dict[str, str]:
     return {"alertmanager/alertmanager.yml": to_yaml(config(settings))}
 
 
@@ -183,10 +189,10 @@ def notification_ports(settings: Settings) -> tuple[int, ...]:
     return tuple(sorted(ports))
 
 
-def workloads(settings: Settings) -> tuple[Workload, ...]:
-    files = render(settings)
+def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
+    files = render(settings, links, platform)
     return (tool_workload(
-        settings, TOOL, data_dir=DATA_DIR,
+        settings, TOOL, service=links.service(TOOL), data_dir=DATA_DIR,
         uid=UID,
         gid=GID,
         args=args(),

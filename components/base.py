@@ -12,7 +12,19 @@ from typing import Optional, Protocol
 
 import pulumi
 
-from components.workload import Workload
+from .platform import Platform
+from .workload import Workload
+
+
+@dataclass(frozen=True)
+class StackFlags:
+    """The stack-wide facts a backend may read (besides its own target settings)."""
+
+    stack: str  # the Pulumi stack name: labels, and Docker object names
+    protect_data: bool  # protect + retain data volumes
+    # "" for the default instance; otherwise the component's name, which every physical name
+    # (Docker objects, namespace-wide Kubernetes objects) carries so two instances don't collide.
+    instance: str = ""
 
 
 @dataclass
@@ -26,9 +38,22 @@ class Deployed:
 
 
 class Backend(Protocol):
-    """Turns workloads into resources of one target (Docker or Kubernetes)."""
+    """Turns workloads into resources of one target (Docker or Kubernetes). Backends never name
+    a tool: everything they need is in the workload, their own target settings and StackFlags."""
 
-    def deploy(self, name: str, workload: Workload, parent: pulumi.Resource) -> Deployed: ...
+    provider: pulumi.ProviderResource
+
+    def platform(self) -> Platform:
+        """What tools need to know about this target (components/platform.py)."""
+        ...
+
+    def deploy(self, name: str, workload: Workload, parent: pulumi.Resource) -> Deployed:
+        """Resources for one workload, children of `parent`."""
+        ...
+
+    def finish(self, workloads: list[Workload]) -> None:
+        """Called once with every deployed workload (Kubernetes: the NetworkPolicies)."""
+        ...
 
 
 class ToolComponent(pulumi.ComponentResource):

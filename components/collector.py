@@ -26,10 +26,11 @@ Only pipelines, exporters and the agent for enabled backends are rendered.
 from __future__ import annotations
 
 
-from components import loki, mimir, prometheus, tempo
-from components.base import ToolComponent
-from components.workload import (
-    ConfigFile, HealthCheck, HostLogs, Port, Workload, to_yaml, tool_workload,
+from .base import ToolComponent
+from .platform import ContainerLogs, Platform
+from .wiring import Links
+from .workload import (
+    ConfigFile, Endpoint, HealthCheck, HostLogs, Port, Workload, to_yaml, tool_workload,
 )
 from config.durations import parse_duration
 from config.model import Settings
@@ -49,8 +50,15 @@ CONFIG_PATH = "/etc/otelcol-contrib/config.yaml"
 DECISION_WAIT = "10s"
 NUM_TRACES = 50_000
 
-DOCKER_LOGS = "/var/lib/docker/containers"
-POD_LOGS = "/var/log/pods"
+
+
+def serves(service: str) -> dict[str, Endpoint]:
+    return {
+        "otlp-grpc": Endpoint(service, OTLP_GRPC_PORT, scheme="grpc"),
+        "otlp-http": Endpoint(service, OTLP_HTTP_PORT),
+        # The collector's own telemetry, not OTLP.
+        "metrics": Endpoint(service, METRICS_PORT, scrape=True),
+    }
 
 
 # --- shared pieces -----------------------------------------------------------------------------
@@ -91,15 +99,7 @@ def sampling_policies(settings: Settings) -> list[dict]:
     return policies
 
 
-def metrics_write_url(settings: Settings) -> str | None:
-    if settings.enabled("mimir"):
-        return mimir.push_url()
-    if settings.enabled("prometheus"):
-        return f"http://{prometheus.TOOL}:{prometheus.HTTP_PORT}/api/v1/write"
-    return None
-
-
-def gateway_config(settings: Settings) -> dict:
+def gateway_config(settings: Settings, links: Links) -> dict:
     exporters: dict = {}
     pipelines: dict = {}
     processors: dict = {"memory_limiter": _memory_limiter(), "batch": {}}
@@ -107,23 +107,22 @@ def gateway_config(settings: Settings) -> dict:
         "grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC_PORT}"},
         "http": {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"},
     }}}
-    if settings.enabled("tempo"):
+    if links.traces_otlp:
         processors["tail_sampling"] = {
             "decision_wait": DECISION_WAIT,
             "num_traces": NUM_TRACES,
             "policies": sampling_policies(settings),
         }
         # Plaintext inside the stack's network (Tempo serves OTLP without TLS).
-        exporters["otlp/tempo"] = {"endpoint": tempo.otlp_grpc_endpoint(), "tls": {"insecure": True}}
+        exporters["otlp/tempo"] = {"endpoint": links.traces_otlp.address, "tls": {"insecure": True}}
         pipelines["traces"] = {"receivers": ["otlp"], "processors": ["memory_limiter", "tail_sampling", "batch"],
                                "exporters": ["otlp/tempo"]}
-    if settings.enabled("loki"):
-        exporters["otlphttp/loki"] = {"endpoint": loki.otlp_url()}
+    if links.logs_otlp:
+        exporters["otlphttp/loki"] = {"endpoint": links.logs_otlp.url}
         pipelines["logs"] = {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"],
                              "exporters": ["otlphttp/loki"]}
-    write_url = metrics_write_url(settings)
-    if write_url:
-        exporters["prometheusremotewrite"] = {"endpoint": write_url}
+    if links.metrics_sink:
+        exporters["prometheusremotewrite"] = {"endpoint": links.metrics_sink.url}
         pipelines["metrics"] = {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"],
                                 "exporters": ["prometheusremotewrite"]}
     if not pipelines:
@@ -157,21 +156,15 @@ def _keep_from_json(field: str) -> dict:
     }
 
 
-def log_operators(settings: Settings) -> list[dict]:
-    """The seed's promtail pipeline as stanza operators."""
-    ops: list[dict] = []
-    if settings.target == "docker":
-        ops.append({"type": "container", "format": "docker", "add_metadata_from_filepath": False})
-        # Docker's file path carries the container id; keep it as a resource attribute.
+def log_operators(logs: ContainerLogs) -> list[dict]:
+    """The seed's promtail pipeline as stanza operators, after the platform's format parser."""
+    ops: list[dict] = [{"type": "container", **logs.parser}]
+    if logs.container_id_from_path:
+        # The file path carries the container id; keep it as a resource attribute.
         ops.append({"type": "regex_parser", "parse_from": 'attributes["log.file.path"]',
-                    "regex": r"^.*/containers/(?P<container_id>[0-9a-f]+)/[^/]+$",
-                    "parse_to": "resource"})
+                    "regex": logs.container_id_from_path, "parse_to": "resource"})
         ops.append({"type": "move", "if": "resource.container_id != nil",
                     "from": "resource.container_id", "to": 'resource["container.id"]'})
-    else:
-        # Detects the runtime's format (containerd/CRI-O/docker) and adds k8s.namespace.name,
-        # k8s.pod.name, k8s.container.name from the /var/log/pods/... path.
-        ops.append({"type": "container"})
     # JSON application logs (the seed's structlog lines): parse aside, keep only what the seed
     # kept (trace_id, span_id, level), leave the line itself untouched as the log body.
     ops.append({"type": "json_parser", "if": r'body matches "^\\s*\\{"', "parse_from": "body",
@@ -181,23 +174,19 @@ def log_operators(settings: Settings) -> list[dict]:
     return ops
 
 
-def agent_config(settings: Settings) -> dict:
-    if settings.target == "docker":
-        include = [f"{DOCKER_LOGS}/*/*-json.log"]
-        exclude: list[str] = []
-    else:
-        include = [f"{POD_LOGS}/*/*/*.log"]
-        # Not its own logs: each line it ships about shipping would be shipped again.
-        exclude = [f"{POD_LOGS}/{settings.kubernetes.namespace}_{AGENT}-*/*/*.log"]
+def agent_config(logs: ContainerLogs, agent: str, gateway: Endpoint) -> dict:
+    # Not its own logs: each line it ships about shipping would be shipped again. Where the
+    # platform has no path to exclude, the backend keeps the agent's logs out of `include`.
+    exclude = list(logs.exclude(agent))
     filelog: dict = {
-        "include": include,
+        "include": list(logs.include),
         # The container parser reads Kubernetes metadata (and we read the Docker container id)
         # from the file path.
         "include_file_path": True,
         # Without a checkpoint store (the root filesystem is read-only), a restart would re-ship
         # every file from the beginning; start at the end instead.
         "start_at": "end",
-        "operators": log_operators(settings),
+        "operators": log_operators(logs),
     }
     if exclude:
         filelog["exclude"] = exclude
@@ -206,7 +195,7 @@ def agent_config(settings: Settings) -> dict:
         "receivers": {"filelog": filelog},
         "processors": {"memory_limiter": _memory_limiter(), "batch": {}},
         # To the gateway, which owns the Loki endpoint, batching and back-pressure.
-        "exporters": {"otlp/gateway": {"endpoint": f"{TOOL}:{OTLP_GRPC_PORT}", "tls": {"insecure": True}}},
+        "exporters": {"otlp/gateway": {"endpoint": gateway.address, "tls": {"insecure": True}}},
         "service": {
             "extensions": ["health_check"],
             "telemetry": _telemetry(expose_metrics=False),
@@ -219,20 +208,25 @@ def agent_config(settings: Settings) -> dict:
 # --- contract ----------------------------------------------------------------------------------
 
 
-def render(settings: Settings) -> dict[str, str]:
-    files = {"collector/config.yaml": to_yaml(gateway_config(settings))}
-    if settings.enabled("loki"):
-        files["collector/agent.yaml"] = to_yaml(agent_config(settings))
+def render(settings: Settings, links: Links, platform: Platform) -> dict[str, str]:
+    files = {"collector/config.yaml": to_yaml(gateway_config(settings, links))}
+    # The log agent only when logs have somewhere to go.
+    if links.logs_otlp:
+        gateway = serves(links.service(TOOL))["otlp-grpc"]
+        files["collector/agent.yaml"] = to_yaml(agent_config(platform.container_logs, agent_name(links), gateway))
     return files
 
 
-def workloads(settings: Settings) -> tuple[Workload, ...]:
-    files = render(settings)
+def agent_name(links: Links) -> str:
+    return links.service(AGENT)
+
+
+def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
+    files = render(settings, links, platform)
     health = HealthCheck.http("/", HEALTH_PORT, client=None)  # scratch image: no client at all
-    backends = [t for t in ("tempo", "loki") if settings.enabled(t)]
-    backends += [t for t in ("mimir", "prometheus") if settings.enabled(t)][:1]
+    backends = [e for e in (links.traces_otlp, links.logs_otlp, links.metrics_sink) if e]
     gateway = tool_workload(
-        settings, TOOL,
+        settings, TOOL, service=links.service(TOOL),
         uid=UID,
         gid=GID,
         args=(f"--config={CONFIG_PATH}",),
@@ -249,7 +243,7 @@ def workloads(settings: Settings) -> tuple[Workload, ...]:
     if "collector/agent.yaml" not in files:
         return (gateway,)
     agent = Workload(
-        name=AGENT,
+        name=agent_name(links),
         image=gateway.image,
         uid=0,
         gid=0,
@@ -261,9 +255,10 @@ def workloads(settings: Settings) -> tuple[Workload, ...]:
         health=health,
         resources=gateway.resources,
         config_files=(ConfigFile(CONFIG_PATH, files["collector/agent.yaml"]),),
-        host_logs=HostLogs((DOCKER_LOGS,) if settings.target == "docker" else (POD_LOGS,)),
+        host_logs=HostLogs(platform.container_logs.host_paths),
         per_node=True,
-        talks_to=(TOOL,),
+        reads_container_logs=True,
+        talks_to=(serves(links.service(TOOL))["otlp-grpc"],),
     )
     return (gateway, agent)
 

@@ -18,10 +18,12 @@ import json
 from typing import Any, Optional
 
 
-from components import alertmanager, dashboards, loki, mimir, prometheus, pyroscope, tempo
-from components.base import ToolComponent
-from components.workload import (
-    ConfigFile, HealthCheck, Port, SecretFile, Workload, to_yaml, tool_workload,
+from . import dashboards
+from .base import ToolComponent
+from .platform import Platform
+from .wiring import Links
+from .workload import (
+    ConfigFile, Endpoint, HealthCheck, Port, SecretFile, Workload, to_yaml, tool_workload,
 )
 from config.model import Settings
 
@@ -34,8 +36,8 @@ PROVISIONING_DIR = "/etc/grafana/provisioning"
 DASHBOARDS_DIR = "/etc/grafana/dashboards"
 ADMIN_PASSWORD_PATH = "/etc/grafana/secrets/admin_password"
 
-# Fixed datasource uids (the tool names). Links and dashboards refer to these.
-UIDS = ("prometheus", "mimir", "loki", "tempo", "pyroscope", "alertmanager")
+# Datasource uids are the tool names (fixed: links and dashboards refer to them); the query
+# endpoints come from `components/wiring.py` (`Links.query`), one per enabled tool that has one.
 # Trace-id label names on exemplars: OpenTelemetry SDKs write `trace_id`, Tempo's span metrics
 # write `traceID`.
 EXEMPLAR_LABELS = ("trace_id", "traceID")
@@ -45,22 +47,18 @@ TRACE_ID_REGEX = r'trace_id"?\s*[:=]\s*"?(\w+)'
 PROFILE_TYPE = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 
 
-def metrics_uid(settings: Settings) -> Optional[str]:
-    """The default metrics datasource: Mimir (long-term) when enabled, else Prometheus."""
-    for tool in ("mimir", "prometheus"):
-        if settings.enabled(tool):
-            return tool
-    return None
+def serves(service: str) -> dict[str, Endpoint]:
+    return {"http": Endpoint(service, HTTP_PORT, scrape=True)}
 
 
 def _exemplars() -> dict:
     return {"exemplarTraceIdDestinations": [{"name": label, "datasourceUid": "tempo"} for label in EXEMPLAR_LABELS]}
 
 
-def _tempo_links(settings: Settings) -> dict:
+def _tempo_links(links: Links) -> dict:
     data: dict[str, Any] = {"nodeGraph": {"enabled": True}}
-    metrics = metrics_uid(settings)
-    if settings.enabled("loki"):
+    metrics = links.metrics_source
+    if "loki" in links.query:
         data["tracesToLogsV2"] = {
             "datasourceUid": "loki",
             "spanStartTimeShift": "-5m",
@@ -86,7 +84,7 @@ def _tempo_links(settings: Settings) -> dict:
             ],
         }
         data["serviceMap"] = {"datasourceUid": metrics}
-    if settings.enabled("pyroscope"):
+    if "pyroscope" in links.query:
         data["tracesToProfiles"] = {
             "datasourceUid": "pyroscope",
             "profileTypeId": PROFILE_TYPE,
@@ -95,8 +93,9 @@ def _tempo_links(settings: Settings) -> dict:
     return data
 
 
-def datasources(settings: Settings) -> list[dict]:
-    default = metrics_uid(settings)
+def datasources(links: Links) -> list[dict]:
+    default = links.metrics_source
+    query = links.query
     found: list[dict] = []
 
     def add(uid: str, name: str, kind: str, url: str, json_data: Optional[dict] = None) -> None:
@@ -111,17 +110,16 @@ def datasources(settings: Settings) -> list[dict]:
             "jsonData": json_data or {},
         })
 
-    if settings.enabled("prometheus"):
-        add("prometheus", "Prometheus", "prometheus", f"http://{prometheus.TOOL}:{prometheus.HTTP_PORT}",
-            {"httpMethod": "POST", "prometheusType": "Prometheus",
-             **(_exemplars() if settings.enabled("tempo") else {})})
-    if settings.enabled("mimir"):
-        add("mimir", "Mimir", "prometheus", mimir.query_url(),
-            {"httpMethod": "POST", "prometheusType": "Mimir",
-             **(_exemplars() if settings.enabled("tempo") else {})})
-    if settings.enabled("loki"):
+    tempo = "tempo" in query
+    if "prometheus" in query:
+        add("prometheus", "Prometheus", "prometheus", query["prometheus"].url,
+            {"httpMethod": "POST", "prometheusType": "Prometheus", **(_exemplars() if tempo else {})})
+    if "mimir" in query:
+        add("mimir", "Mimir", "prometheus", query["mimir"].url,
+            {"httpMethod": "POST", "prometheusType": "Mimir", **(_exemplars() if tempo else {})})
+    if "loki" in query:
         derived = []
-        if settings.enabled("tempo"):
+        if tempo:
             derived = [
                 # In the log line (JSON or logfmt).
                 {"name": "TraceID", "matcherType": "regex", "matcherRegex": TRACE_ID_REGEX,
@@ -130,21 +128,20 @@ def datasources(settings: Settings) -> list[dict]:
                 {"name": "trace_id", "matcherType": "label", "matcherRegex": "trace_id",
                  "url": "$${__value.raw}", "datasourceUid": "tempo", "urlDisplayLabel": "View trace"},
             ]
-        add("loki", "Loki", "loki", loki.url(), {"maxLines": 1000, "derivedFields": derived} if derived else {})
-    if settings.enabled("tempo"):
-        add("tempo", "Tempo", "tempo", tempo.url(), _tempo_links(settings))
-    if settings.enabled("pyroscope"):
-        add("pyroscope", "Pyroscope", "grafana-pyroscope-datasource",
-            f"http://{pyroscope.TOOL}:{pyroscope.HTTP_PORT}")
-    if settings.enabled("alertmanager"):
-        add("alertmanager", "Alertmanager", "alertmanager", f"http://{alertmanager.TOOL}:{alertmanager.HTTP_PORT}",
+        add("loki", "Loki", "loki", query["loki"].url, {"maxLines": 1000, "derivedFields": derived} if derived else {})
+    if tempo:
+        add("tempo", "Tempo", "tempo", query["tempo"].url, _tempo_links(links))
+    if "pyroscope" in query:
+        add("pyroscope", "Pyroscope", "grafana-pyroscope-datasource", query["pyroscope"].url)
+    if "alertmanager" in query:
+        add("alertmanager", "Alertmanager", "alertmanager", query["alertmanager"].url,
             {"implementation": "prometheus", "handleGrafanaManagedAlerts": False})
     return found
 
 
-def datasources_file(settings: Settings) -> dict:
+def datasources_file(links: Links) -> dict:
     # prune: datasources of tools disabled since the last deploy are removed instead of lingering.
-    return {"apiVersion": 1, "prune": True, "datasources": datasources(settings)}
+    return {"apiVersion": 1, "prune": True, "datasources": datasources(links)}
 
 
 def dashboard_provider() -> dict:
@@ -161,12 +158,12 @@ def dashboard_provider() -> dict:
     }]}
 
 
-def render(settings: Settings) -> dict[str, str]:
+def render(settings: Settings, links: Links, platform: Platform) -> dict[str, str]:
     files = {
         "grafana/provisioning/datasources/datasources.yaml":
-            to_yaml(datasources_file(settings)),
+            to_yaml(datasources_file(links)),
     }
-    boards = dashboards.dashboards(settings, metrics_uid(settings))
+    boards = dashboards.dashboards(settings, links.metrics_source)
     if boards:
         files["grafana/provisioning/dashboards/dashboards.yaml"] = to_yaml(dashboard_provider())
         for name, board in boards.items():
@@ -205,12 +202,12 @@ def env(settings: Settings) -> dict[str, str]:
     return values
 
 
-def workloads(settings: Settings, admin_password: Any) -> tuple[Workload, ...]:
+def workloads(settings: Settings, links: Links, platform: Platform,
+              admin_password: Any = None) -> tuple[Workload, ...]:
     """`admin_password` is a pulumi Output[str] marked secret; it only ever becomes a file."""
-    files = render(settings)
-    linked = [t for t in ("prometheus", "mimir", "loki", "tempo", "pyroscope", "alertmanager") if settings.enabled(t)]
+    files = render(settings, links, platform)
     return (tool_workload(
-        settings, TOOL, data_dir=DATA_DIR,
+        settings, TOOL, service=links.service(TOOL), data_dir=DATA_DIR,
         uid=UID,
         gid=GID,
         ports=(Port("http", HTTP_PORT, publish=True),),
@@ -219,7 +216,8 @@ def workloads(settings: Settings, admin_password: Any) -> tuple[Workload, ...]:
         config_files=tuple(ConfigFile(_container_path(path), text) for path, text in files.items()),
         secret_files=(SecretFile(ADMIN_PASSWORD_PATH, admin_password),),
         scratch=("/tmp",),
-        talks_to=tuple(linked),
+        talks_to=tuple(links.query.values()),
+        web_ui=True,
     ),)
 
 

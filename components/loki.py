@@ -16,8 +16,10 @@ the historical Loki user; we set it explicitly and the backends own `/loki` acco
 from __future__ import annotations
 
 
-from components.base import ToolComponent
-from components.workload import ConfigFile, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
+from .base import ToolComponent
+from .platform import Platform
+from .wiring import Links
+from .workload import ConfigFile, Endpoint, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
 from config.durations import go_duration
 from config.model import Settings
 
@@ -35,13 +37,10 @@ OTLP_PATH = "/otlp"
 SCHEMA_FROM = "2025-01-01"
 
 
-def url() -> str:
-    return f"http://{TOOL}:{HTTP_PORT}"
-
-
-def otlp_url() -> str:
-    """Where the collector pushes logs (OTLP/HTTP)."""
-    return url() + OTLP_PATH
+def serves(service: str) -> dict[str, Endpoint]:
+    http = Endpoint(service, HTTP_PORT, scrape=True)
+    # `otlp`: where the collector pushes logs (OTLP/HTTP; the exporter appends `/v1/logs`).
+    return {"http": http, "query": http.at(""), "otlp": http.at(OTLP_PATH)}
 
 
 def config(settings: Settings) -> dict:
@@ -88,14 +87,14 @@ def config(settings: Settings) -> dict:
     }
 
 
-def render(settings: Settings) -> dict[str, str]:
+def render(settings: Settings, links: Links, platform: Platform) -> dict[str, str]:
     return {"loki/loki.yaml": to_yaml(config(settings))}
 
 
-def workloads(settings: Settings) -> tuple[Workload, ...]:
-    files = render(settings)
+def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
+    files = render(settings, links, platform)
     return (tool_workload(
-        settings, TOOL, data_dir=DATA_DIR,
+        settings, TOOL, service=links.service(TOOL), data_dir=DATA_DIR,
         uid=UID,
         gid=GID,
         args=tuple(flags({"config.file": CONFIG_PATH}, prefix="-")),

@@ -18,8 +18,10 @@ The image has no USER line (it would run as root) and no shell or HTTP client: w
 from __future__ import annotations
 
 
-from components.base import ToolComponent
-from components.workload import ConfigFile, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
+from .base import ToolComponent
+from .platform import Platform
+from .wiring import Links
+from .workload import ConfigFile, Endpoint, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
 from config.durations import go_duration
 from config.model import Settings
 
@@ -35,17 +37,14 @@ PROMETHEUS_PREFIX = "/prometheus"
 MAX_EXEMPLARS = 100_000
 
 
-def url() -> str:
-    return f"http://{TOOL}:{HTTP_PORT}"
-
-
-def push_url() -> str:
-    """Prometheus remote-write endpoint (Prometheus, Tempo's metrics generator, the collector)."""
-    return url() + "/api/v1/push"
-
-
-def query_url() -> str:
-    return url() + PROMETHEUS_PREFIX
+def serves(service: str) -> dict[str, Endpoint]:
+    http = Endpoint(service, HTTP_PORT, scrape=True)
+    return {
+        "http": http,
+        # Prometheus remote-write endpoint (Prometheus, Tempo's metrics generator, the collector).
+        "push": http.at("/api/v1/push"),
+        "query": http.at(PROMETHEUS_PREFIX),
+    }
 
 
 def _ring(**extra) -> dict:
@@ -84,14 +83,14 @@ def config(settings: Settings) -> dict:
     }
 
 
-def render(settings: Settings) -> dict[str, str]:
+def render(settings: Settings, links: Links, platform: Platform) -> dict[str, str]:
     return {"mimir/mimir.yaml": to_yaml(config(settings))}
 
 
-def workloads(settings: Settings) -> tuple[Workload, ...]:
-    files = render(settings)
+def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
+    files = render(settings, links, platform)
     return (tool_workload(
-        settings, TOOL, data_dir=DATA_DIR,
+        settings, TOOL, service=links.service(TOOL), data_dir=DATA_DIR,
         # The image would run as root (no USER line); run as 10001 with /data owned by it.
         uid=UID,
         gid=GID,

@@ -17,9 +17,11 @@ older 3.x image.
 from __future__ import annotations
 
 
-from components import rules, sizing
-from components.base import ToolComponent
-from components.workload import ConfigFile, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
+from . import rules, sizing
+from .base import ToolComponent
+from .platform import Platform
+from .wiring import Links
+from .workload import ConfigFile, Endpoint, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
 from config.durations import parse_bytes
 from config.model import Settings
 
@@ -33,34 +35,27 @@ INTERVAL = "15s"
 # Share of the data volume the TSDB may fill (blocks + WAL + head chunks); the rest is headroom
 # for compaction, which briefly needs room for the blocks it merges.
 SIZE_RETENTION_SHARE = 0.85
+POD_JOB = "kubernetes-pods"
 
 
-# The other tool modules are imported inside functions: they import this module's constants
-# too (Grafana's datasource, Tempo's remote write), so module-level imports would be circular.
-
-
-def _metrics_ports() -> dict[str, int]:
-    """Each stack tool's metrics port (the scrape target is the tool's service name)."""
-    from components import alertmanager, collector, grafana, loki, mimir, pyroscope, tempo
-
+def serves(service: str) -> dict[str, Endpoint]:
+    http = Endpoint(service, HTTP_PORT, scrape=True)
     return {
-        alertmanager.TOOL: alertmanager.HTTP_PORT,
-        grafana.TOOL: grafana.HTTP_PORT,
-        loki.TOOL: loki.HTTP_PORT,
-        tempo.TOOL: tempo.HTTP_PORT,
-        mimir.TOOL: mimir.HTTP_PORT,
-        pyroscope.TOOL: pyroscope.HTTP_PORT,
-        collector.TOOL: collector.METRICS_PORT,  # the collector's own telemetry, not OTLP
+        "http": http,
+        "query": http.at(""),
+        # The remote-write receiver (`--web.enable-remote-write-receiver`), the metrics sink
+        # when Mimir is off.
+        "write": http.at("/api/v1/write"),
     }
 
 
-def stack_targets(settings: Settings) -> dict[str, str]:
-    """{job name: target} for every enabled stack component, Prometheus itself first."""
-    targets = {TOOL: f"localhost:{HTTP_PORT}"}
-    for tool, port in _metrics_ports().items():
-        if settings.enabled(tool):
-            targets[tool] = f"{tool}:{port}"
-    return targets
+def stack_targets(links: Links) -> dict[str, str]:
+    """{job name: target} for every enabled stack component, Prometheus itself first (as
+    `localhost`: it scrapes itself without leaving the pod)."""
+    targets = {}
+    for job, endpoint in links.scrape:
+        targets[job] = f"localhost:{endpoint.port}" if job == TOOL else endpoint.address
+    return dict(sorted(targets.items(), key=lambda kv: kv[0] != TOOL))
 
 
 def retention_size(settings: Settings) -> str:
@@ -72,7 +67,7 @@ def retention_size(settings: Settings) -> str:
 def _kubernetes_pods_job() -> dict:
     """The seed's annotation-driven pod discovery (`prometheus.io/scrape|path|port`)."""
     return {
-        "job_name": "kubernetes-pods",
+        "job_name": POD_JOB,
         "kubernetes_sd_configs": [{"role": "pod"}],
         "relabel_configs": [
             {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
@@ -90,10 +85,10 @@ def _kubernetes_pods_job() -> dict:
     }
 
 
-def scrape_configs(settings: Settings) -> list[dict]:
+def scrape_configs(settings: Settings, links: Links, platform: Platform) -> list[dict]:
     jobs = [
         {"job_name": job, "static_configs": [{"targets": [target]}]}
-        for job, target in stack_targets(settings).items()
+        for job, target in stack_targets(links).items()
     ]
     for team in settings.teams:
         for target in team.scrape_targets:
@@ -102,14 +97,12 @@ def scrape_configs(settings: Settings) -> list[dict]:
                 job["scrape_interval"] = target.scrape_interval
             job["static_configs"] = [{"targets": list(target.targets), "labels": {"team": team.name}}]
             jobs.append(job)
-    if settings.target == "kubernetes":
+    if platform.pod_discovery:
         jobs.append(_kubernetes_pods_job())
     return jobs
 
 
-def config(settings: Settings) -> dict:
-    from components import alertmanager, mimir
-
+def config(settings: Settings, links: Links, platform: Platform) -> dict:
     doc: dict = {
         "global": {
             "scrape_interval": INTERVAL,
@@ -119,22 +112,21 @@ def config(settings: Settings) -> dict:
         # Relative to this file, so promtool resolves them in a copy of the layout too.
         "rule_files": ["rules/*.yml"],
     }
-    if settings.enabled("alertmanager"):
+    if links.alertmanagers:
         doc["alerting"] = {"alertmanagers": [
-            {"static_configs": [{"targets": [f"{alertmanager.TOOL}:{alertmanager.HTTP_PORT}"]}]}
+            {"static_configs": [{"targets": [e.address for e in links.alertmanagers]}]}
         ]}
-    doc["scrape_configs"] = scrape_configs(settings)
-    if settings.enabled("mimir"):
-        doc["remote_write"] = [{
-            "url": f"http://{mimir.TOOL}:{mimir.HTTP_PORT}/api/v1/push",
-            "send_exemplars": True,
-        }]
+    doc["scrape_configs"] = scrape_configs(settings, links, platform)
+    if links.remote_write:
+        doc["remote_write"] = [{"url": links.remote_write.url, "send_exemplars": True}]
     return doc
 
 
-def render(settings: Settings) -> dict[str, str]:
-    files = {"prometheus/prometheus.yml": to_yaml(config(settings))}
-    for name, doc in rules.rule_files(settings, stack_targets(settings)).items():
+def render(settings: Settings, links: Links, platform: Platform) -> dict[str, str]:
+    files = {"prometheus/prometheus.yml": to_yaml(config(settings, links, platform))}
+    rule_files = rules.rule_files(settings, stack_targets(links),
+                                  volume_stats_namespace=platform.volume_stats_namespace)
+    for name, doc in rule_files.items():
         # Wide lines: PromQL and annotations stay on one line each instead of being folded.
         files[f"prometheus/rules/{name}"] = to_yaml(doc)
     return files
@@ -155,12 +147,14 @@ def args(settings: Settings) -> tuple[str, ...]:
     }))
 
 
-def workloads(settings: Settings) -> tuple[Workload, ...]:
-    files = render(settings)
-    # Everything it scrapes, plus Alertmanager (alerts) and Mimir (remote write), both scraped too.
-    talks_to = sorted(job for job in stack_targets(settings) if job != TOOL)
+def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
+    files = render(settings, links, platform)
+    # Everything it scrapes (but itself), Alertmanager (alerts) and Mimir (remote write).
+    talks_to = [e for job, e in links.scrape if job != TOOL] + list(links.alertmanagers)
+    if links.remote_write:
+        talks_to.append(links.remote_write)
     return (tool_workload(
-        settings, TOOL, data_dir=DATA_DIR,
+        settings, TOOL, service=links.service(TOOL), data_dir=DATA_DIR,
         uid=UID,
         gid=GID,
         args=args(settings),
@@ -171,7 +165,7 @@ def workloads(settings: Settings) -> tuple[Workload, ...]:
             for path, text in files.items()
         ),
         talks_to=tuple(talks_to),
-        discovers_pods=settings.target == "kubernetes",
+        discovers_pods=platform.pod_discovery,
         # Team scrape targets (`host:port`) may live anywhere, in or outside the cluster.
         egress_ports=tuple(sorted({int(target.rsplit(":", 1)[1]) for team in settings.teams
                                    for job in team.scrape_targets for target in job.targets})),

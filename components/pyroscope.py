@@ -15,8 +15,10 @@ oldest blocks instead of stopping ingestion.
 from __future__ import annotations
 
 
-from components.base import ToolComponent
-from components.workload import ConfigFile, HealthCheck, Port, Workload, to_yaml, tool_workload
+from .base import ToolComponent
+from .platform import Platform
+from .wiring import Links
+from .workload import ConfigFile, Endpoint, HealthCheck, Port, Workload, to_yaml, tool_workload
 from config.durations import go_duration
 from config.model import Settings
 
@@ -25,6 +27,11 @@ HTTP_PORT = 4040
 UID = GID = 10001
 DATA_DIR = "/data"
 CONFIG_PATH = "/etc/pyroscope/config.yaml"
+
+
+def serves(service: str) -> dict[str, Endpoint]:
+    http = Endpoint(service, HTTP_PORT, scrape=True)
+    return {"http": http, "query": http.at("")}
 
 
 def config(settings: Settings) -> dict:
@@ -38,14 +45,14 @@ def config(settings: Settings) -> dict:
     }
 
 
-def render(settings: Settings) -> dict[str, str]:
+def render(settings: Settings, links: Links, platform: Platform) -> dict[str, str]:
     return {"pyroscope/config.yaml": to_yaml(config(settings))}
 
 
-def workloads(settings: Settings) -> tuple[Workload, ...]:
-    files = render(settings)
+def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
+    files = render(settings, links, platform)
     return (tool_workload(
-        settings, TOOL, data_dir=DATA_DIR,
+        settings, TOOL, service=links.service(TOOL), data_dir=DATA_DIR,
         uid=UID,
         gid=GID,
         args=(f"-config.file={CONFIG_PATH}",),

@@ -15,7 +15,7 @@ watches a metric that cannot exist.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 from config.model import Settings, Team
 
@@ -129,7 +129,8 @@ def _failing(name: str, expr: str, tool: str, summary: str, description: str,
     return _alert(name, expr, for_, severity, summary, description, component=tool)
 
 
-def stack_group(settings: Settings, stack_jobs: Iterable[str]) -> dict:
+def stack_group(settings: Settings, stack_jobs: Iterable[str],
+                volume_stats_namespace: Optional[str] = None) -> dict:
     """Alerts about the stack itself, only for enabled components."""
     jobs = list(stack_jobs)
     on = settings.enabled
@@ -222,9 +223,10 @@ def stack_group(settings: Settings, stack_jobs: Iterable[str]) -> dict:
             "Receiver {{ $labels.receiver }} refuses {{ $value | humanize }} items/s (usually memory "
             "pressure or a failing backend).",
         ))
-    if settings.target == "kubernetes":
-        # Only where the kubelet's volume stats are scraped; otherwise the alert stays silent.
-        namespace = settings.kubernetes.namespace
+    if volume_stats_namespace:
+        # Only where the kubelet's volume stats exist (the platform says so); otherwise the
+        # alert would stay silent.
+        namespace = volume_stats_namespace
         rules.append(_failing(
             "StackVolumeFillingUp",
             f'kubelet_volume_stats_available_bytes{{namespace="{namespace}"}}'
@@ -253,13 +255,15 @@ def team_group(team: Team) -> dict:
     return {"name": f"team-{team.name}", "rules": rules}
 
 
-def rule_files(settings: Settings, stack_jobs: Iterable[str]) -> dict[str, dict]:
-    """{file name: rule file} for `prometheus/rules/`. `stack_jobs`: the stack's own scrape jobs."""
+def rule_files(settings: Settings, stack_jobs: Iterable[str], *,
+               volume_stats_namespace: Optional[str] = None) -> dict[str, dict]:
+    """{file name: rule file} for `prometheus/rules/`. `stack_jobs`: the stack's own scrape jobs;
+    `volume_stats_namespace`: where kubelet volume stats exist (the platform's), if anywhere."""
     stack_jobs = list(stack_jobs)
     files = {
         "recording.yml": {"groups": [recording_group()]},
         "application.yml": {"groups": [application_group(stack_jobs)]},
-        "stack.yml": {"groups": [stack_group(settings, stack_jobs)]},
+        "stack.yml": {"groups": [stack_group(settings, stack_jobs, volume_stats_namespace)]},
     }
     for team in settings.teams:
         if team.alert_rules:

@@ -11,16 +11,17 @@ Image facts (2.9): `gcr.io/distroless/static-debian12:debug` with busybox under 
 (the 2.10 upgrade notes say the `:debug` base was dropped there), user 10001:10001, `/var/tempo`
 owned by it, no default config file (so `-config.file` is always passed).
 
-Links are derived from the other modules' constants: span metrics and service graphs are
-remote-written to Mimir when it is enabled, else to Prometheus' remote-write receiver.
+Span metrics and service graphs are remote-written to the stack's metrics sink, which
+`components/wiring.py` resolves (Mimir when enabled, else Prometheus' remote-write receiver).
 """
 
 from __future__ import annotations
 
 
-from components import mimir, prometheus
-from components.base import ToolComponent
-from components.workload import ConfigFile, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
+from .base import ToolComponent
+from .platform import Platform
+from .wiring import Links
+from .workload import ConfigFile, Endpoint, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
 from config.durations import go_duration
 from config.model import Settings
 
@@ -34,25 +35,19 @@ DATA_DIR = "/var/tempo"
 CONFIG_PATH = "/etc/tempo/tempo.yaml"
 
 
-def url() -> str:
-    return f"http://{TOOL}:{HTTP_PORT}"
+def serves(service: str) -> dict[str, Endpoint]:
+    http = Endpoint(service, HTTP_PORT, scrape=True)
+    return {
+        "http": http,
+        "query": http.at(""),
+        # Where the collector exports traces (OTLP/gRPC, plaintext inside the stack), or apps
+        # send directly when there is no collector.
+        "otlp-grpc": Endpoint(service, OTLP_GRPC_PORT, scheme="grpc"),
+        "otlp-http": Endpoint(service, OTLP_HTTP_PORT),
+    }
 
 
-def otlp_grpc_endpoint() -> str:
-    """`host:port` the collector exports traces to (OTLP/gRPC, plaintext inside the stack)."""
-    return f"{TOOL}:{OTLP_GRPC_PORT}"
-
-
-def metrics_write_url(settings: Settings) -> str | None:
-    """Where generated span metrics go: Mimir's push endpoint, else Prometheus' receiver."""
-    if settings.enabled("mimir"):
-        return f"http://{mimir.TOOL}:{mimir.HTTP_PORT}/api/v1/push"
-    if settings.enabled("prometheus"):
-        return f"http://{prometheus.TOOL}:{prometheus.HTTP_PORT}/api/v1/write"
-    return None
-
-
-def config(settings: Settings) -> dict:
+def config(settings: Settings, links: Links) -> dict:
     doc: dict = {
         # Streaming search/metrics over HTTP; Grafana's Tempo datasource uses it when available.
         "stream_over_http_enabled": True,
@@ -71,7 +66,8 @@ def config(settings: Settings) -> dict:
         }},
         "usage_report": {"reporting_enabled": False},
     }
-    write_url = metrics_write_url(settings)
+    # Span metrics and service graphs go to the stack's metrics sink (wiring decides which).
+    write_url = links.metrics_sink.url if links.metrics_sink else None
     if write_url:
         doc["metrics_generator"] = {
             "registry": {"external_labels": {"source": TOOL}},
@@ -86,18 +82,17 @@ def config(settings: Settings) -> dict:
     return doc
 
 
-def render(settings: Settings) -> dict[str, str]:
-    return {"tempo/tempo.yaml": to_yaml(config(settings))}
+def render(settings: Settings, links: Links, platform: Platform) -> dict[str, str]:
+    return {"tempo/tempo.yaml": to_yaml(config(settings, links))}
 
 
-def workloads(settings: Settings) -> tuple[Workload, ...]:
-    files = render(settings)
+def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
+    files = render(settings, links, platform)
     # Applications send OTLP to the collector (tail sampling happens there); Tempo's OTLP ports
     # are published only when there is no collector and apps must reach Tempo directly.
-    direct = not settings.enabled("collector")
-    write_to = [t for t in ("mimir", "prometheus") if settings.enabled(t)][:1]
+    direct = links.gateway_otlp is None
     return (tool_workload(
-        settings, TOOL, data_dir=DATA_DIR,
+        settings, TOOL, service=links.service(TOOL), data_dir=DATA_DIR,
         uid=UID,
         gid=GID,
         args=tuple(flags({"config.file": CONFIG_PATH}, prefix="-")),
@@ -111,7 +106,7 @@ def workloads(settings: Settings) -> tuple[Workload, ...]:
         health=HealthCheck.http("/ready", HTTP_PORT, client="/busybox/wget"),
         config_files=(ConfigFile(CONFIG_PATH, files["tempo/tempo.yaml"]),),
         scratch=("/tmp",),
-        talks_to=tuple(write_to),
+        talks_to=(links.metrics_sink,) if links.metrics_sink else (),
     ),)
 
 

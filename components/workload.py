@@ -61,6 +61,36 @@ def flags(values: dict[str, Any], prefix: str = "--") -> list[str]:
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """One thing a tool serves, as another tool reaches it inside the stack's network.
+
+    Tools declare the endpoints they serve (`serves()` in each tool module); the wiring module
+    (`components/wiring.py`) hands each tool the endpoints it consumes. A tool builds every URL
+    in its config from these objects *and* declares the same objects as the traffic it sends
+    (`Workload.talks_to`), so a NetworkPolicy flow cannot drift from the config that makes it.
+    """
+
+    service: str  # DNS name on both targets (Docker network alias, Kubernetes Service)
+    port: int
+    scheme: str = "http"  # "http", or "grpc" for OTLP/gRPC (addressed as host:port)
+    path: str = ""
+    # The tool's own metrics endpoint: Prometheus scrapes it as the job named after the tool.
+    scrape: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.service}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}{self.path}"
+
+    def at(self, path: str) -> "Endpoint":
+        """The same service and port at another path (e.g. Mimir's `/api/v1/push`)."""
+        return Endpoint(self.service, self.port, self.scheme, path)
+
+
+@dataclass(frozen=True)
 class Port:
     name: str  # IANA-style name, <= 15 chars (Kubernetes port names)
     port: int
@@ -126,6 +156,11 @@ class SecretFile:
 class DataVolume:
     path: str  # mount path of the tool's data dir
     size: str  # Kubernetes quantity, from `components.sizing`
+    # True when `size` is derived from retention x ingest (not pinned by
+    # `components.<tool>.storage.size`): the Kubernetes backend warns how such a claim grows.
+    derived: bool = True
+    # The key a user pins the size with, for that warning (the backend knows no tool names).
+    size_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -182,13 +217,19 @@ class Workload:
     scratch: tuple[str, ...] = ()  # writable paths when the root filesystem is read-only
     read_only_root: bool = True
     host_logs: Optional[HostLogs] = None
-    # Other workloads this one sends traffic to (Kubernetes NetworkPolicy egress).
-    talks_to: tuple[str, ...] = ()
+    # Endpoints of other workloads this one sends traffic to: exactly the endpoints its config
+    # addresses (Kubernetes NetworkPolicy egress, and ingress on the peer, on that port only).
+    talks_to: tuple[Endpoint, ...] = ()
     # TCP ports it sends to outside the stack, at addresses only known at run time (receivers,
     # team scrape targets): Kubernetes NetworkPolicy egress to any address on these ports.
     egress_ports: tuple[int, ...] = ()
     # Prometheus' pod discovery: a ServiceAccount token and get/list/watch on pods.
     discovers_pods: bool = False
+    # The stack's web UI: the one workload a Kubernetes Ingress may route to.
+    web_ui: bool = False
+    # A per-node agent that reads the host's container logs: the backend keeps its own log
+    # output out of what it reads (Platform.container_logs).
+    reads_container_logs: bool = False
     # Pod annotations/labels on Kubernetes; container labels on Docker.
     labels: dict[str, str] = field(default_factory=dict)
     # One instance per node (Kubernetes DaemonSet) instead of one for the stack.
@@ -206,13 +247,17 @@ class Workload:
         raise KeyError(f"{self.name} has no port {name!r}")
 
 
-def tool_workload(settings: Any, tool: str, *, data_dir: Optional[str] = None, **fields: Any) -> Workload:
+def tool_workload(settings: Any, tool: str, *, service: Optional[str] = None,
+                  data_dir: Optional[str] = None, **fields: Any) -> Workload:
     """A tool's main workload: its service name, the pinned image (with the registry mirror) and
     the resources from `components.<tool>`, plus a data volume at `data_dir` sized by
     `components.sizing`. Everything tool-specific comes in as `fields`."""
-    from components import sizing
+    from . import sizing  # sizing reads settings only; imported here to keep workload.py a leaf
 
     component = getattr(settings.components, tool)
-    data = DataVolume(data_dir, sizing.volume_size(settings, tool)) if data_dir else None
-    return Workload(name=tool, image=image(tool, component, settings.registry_mirror),
+    data = None
+    if data_dir:
+        data = DataVolume(data_dir, sizing.volume_size(settings, tool), derived=component.storage.size is None,
+                          size_key=f"components.{tool}.storage.size")
+    return Workload(name=service or tool, image=image(tool, component, settings.registry_mirror),
                     resources=Resources.of(component), data=data, **fields)

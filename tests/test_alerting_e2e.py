@@ -36,7 +36,7 @@ from typing import Optional
 import pytest
 
 from components import alertmanager, prometheus, sizing
-from components.render import render_all
+from components.render import render_all, render_tool, workloads_of
 from config import Settings, load_settings
 from config.durations import parse_duration
 from components.mockrun import engine_config
@@ -186,7 +186,7 @@ def write_local_layout(settings: Settings, root: Path, targets: dict[str, str], 
     and the receivers' secret files under `root`; returns (rendered, prometheus and alertmanager
     workloads)."""
     rendered = render_all(settings)
-    prom_w, am_w = prometheus.workloads(settings)[0], alertmanager.workloads(settings)[0]
+    prom_w, am_w = workloads_of("prometheus", settings)[0], workloads_of("alertmanager", settings)[0]
     # The workloads mount exactly what `make render` writes, at their container paths.
     assert {f.content for f in prom_w.config_files} == {
         text for path, text in rendered.items() if path.startswith("prometheus/")}

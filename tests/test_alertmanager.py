@@ -9,13 +9,14 @@ import pulumi
 import pytest
 import yaml
 
+from components.render import render_tool, workloads_of
 from components import alertmanager
 from components.workload import HealthCheck
 from tests.tools import SCENARIOS, SECRET, amtool, run, settings  # noqa: F401 (fixture)
 
 
 def _config(name: str) -> dict:
-    return yaml.safe_load(alertmanager.render(settings(name))["alertmanager/alertmanager.yml"])
+    return yaml.safe_load(render_tool("alertmanager", settings(name))["alertmanager/alertmanager.yml"])
 
 
 def _receivers(name: str) -> dict[str, dict]:
@@ -112,7 +113,7 @@ def test_inline_team_receiver():
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_render_holds_no_secret(name):
-    text = alertmanager.render(settings(name))["alertmanager/alertmanager.yml"]
+    text = render_tool("alertmanager", settings(name))["alertmanager/alertmanager.yml"]
     assert SECRET not in text
     for line in text.splitlines():
         key = line.strip().lstrip("- ").split(":", 1)[0]
@@ -138,7 +139,7 @@ def test_workload():
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        wl = alertmanager.workloads(settings("receivers"))[0]
+        wl = workloads_of("alertmanager", settings("receivers"))[0]
         assert wl.name == "alertmanager" and wl.image == "prom/alertmanager:v0.30.0"
         assert (wl.uid, wl.gid) == (65534, 65534)
         assert wl.data.path == "/alertmanager" and wl.data.size == "1Gi"
@@ -183,7 +184,7 @@ def test_amtool_check_config(name, tmp_path, amtool):
 def test_amtool_check_config_of_the_rendered_file(name, tmp_path, amtool):
     """The file exactly as rendered (absolute /etc/alertmanager/secrets paths) is valid too."""
     path = tmp_path / "alertmanager.yml"
-    path.write_text(alertmanager.render(settings(name))["alertmanager/alertmanager.yml"])
+    path.write_text(render_tool("alertmanager", settings(name))["alertmanager/alertmanager.yml"])
     run([amtool, "check-config", str(path)])
 
 

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import importlib
 import json
+import yaml
 from pathlib import Path
 
 import pulumi
@@ -21,7 +22,9 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import wait_for_rpcs
 
 from components import mockrun
-from components.stack import TOOLS
+from components.registry import NAMES
+from components.render import chown_image, workloads_of as tool_workloads
+from components.base import StackFlags
 from components.targets.docker import DockerBackend
 from components.workload import (
     ConfigFile, DataVolume, HealthCheck, HostLogs, Port, Resources, SecretFile, Workload,
@@ -43,11 +46,11 @@ SECURE = {"secure": "v1:test"}
 # -- helpers ------------------------------------------------------------------------------------
 
 
-ALL = [m for m, _ in TOOLS]
+ALL = list(NAMES)
 
 
 def components(enabled: list[str]) -> dict:
-    return {NS + "components": {m: {"enabled": m in enabled} for m, _ in TOOLS}}
+    return {NS + "components": {m: {"enabled": m in enabled} for m in NAMES}}
 
 
 def run(config: dict, stack: str = "dev") -> mockrun.Run:
@@ -69,10 +72,10 @@ def workloads_of(config: dict) -> dict[str, Workload]:
     asyncio.set_event_loop(loop)
     try:
         found = {}
-        for m, _ in TOOLS:
+        for m in NAMES:
             if settings.enabled(m):
                 extra = {"admin_password": pulumi.Output.secret("x")} if m == "grafana" else {}
-                found.update((w.name, w) for w in importlib.import_module(f"components.{m}").workloads(settings, **extra))
+                found.update((w.name, w) for w in tool_workloads(m, settings, **extra))
         return found
     finally:
         # Let the secret Outputs the modules created settle before the loop goes away.
@@ -136,7 +139,7 @@ def test_full_dev_stack():
     r = run_stack("dev")
     assert r.error is None, r.error
     services = {label(c, "observability.tool") for c in tool_containers(r)}
-    assert {m for m, _ in TOOLS} <= services | {s.split("-")[0] for s in services}
+    assert set(NAMES) <= services | {s.split("-")[0] for s in services}
     assert len(r.of_type(NETWORK)) == 1 and len(r.of_type(PROVIDER)) == 1
     assert all(not v.protect for v in r.of_type(VOLUME))
 
@@ -191,7 +194,11 @@ def test_every_container_joins_the_network_with_its_alias_and_uploads(dev):
         assert c.inputs["restart"] == "unless-stopped"
         assert c.inputs["capabilities"]["drops"] == ["ALL"]
         assert c.inputs["securityOpts"] == ["no-new-privileges:true"]
-        assert c.inputs["logDriver"] == "json-file" and set(c.inputs["logOpts"]) == {"max-size", "max-file"}
+        assert set(c.inputs["logOpts"]) == {"max-size", "max-file"}
+        # Every container logs where the log agent reads (Docker's json-file driver), except
+        # the agent itself: it must never ship its own lines (audit finding, issue 11).
+        expected = "local" if w.reads_container_logs else "json-file"
+        assert c.inputs["logDriver"] == expected, service
         assert c.inputs["memory"] == w.resources.memory_limit_bytes // (1024 * 1024)
         assert float(c.inputs["cpus"]) == w.resources.cpu_limit_cores
         assert c.inputs["user"] == ("0:0" if w.root_reason else f"{w.uid}:{w.gid}")
@@ -354,7 +361,9 @@ def run_backend(settings, make_workloads):
         pulumi_mocks.set_mocks(mocks, project="observability", stack=settings.stack, preview=False,
                                monitor=Monitor(mocks, result))
         stack = pulumi.ComponentResource("test:index:Stack", "observability")
-        backend = DockerBackend("observability", settings, stack)
+        backend = DockerBackend("observability", settings.docker,
+                                StackFlags(settings.stack, settings.protect_data), stack,
+                                chown_image=chown_image(settings))
         deployed = {}
         for w in make_workloads():
             tool = pulumi.ComponentResource("test:index:Tool", f"observability-{w.name}",
@@ -470,3 +479,20 @@ def test_backend_names_are_prefixed_by_the_stack():
     assert r.named("observability-store-data").inputs["name"] == "obs-staging-store-data"
     assert r.named("observability-store-container").inputs["name"] == "obs-staging-store"
     assert {"label": "observability.stack", "value": "staging"} in r.named("observability-store-data").inputs["labels"]
+
+
+def test_the_log_agent_never_reads_its_own_log_file(dev):
+    """Audit finding (issue 11): the Docker log agent shipped its own logs. Its container's log
+    file (the `local` driver's path, from Docker's daemon layout) must not match any glob it reads,
+    while an ordinary container's json-file log must."""
+    import fnmatch
+
+    agent = next(c for c in tool_containers(dev) if label(c, "observability.tool") == "collector-logs")
+    config = yaml.safe_load(next(u["content"] for u in agent.inputs["uploads"] if u["file"].endswith("config.yaml")))
+    include = config["receivers"]["filelog"]["include"]
+    cid = "0123456789abcdef" * 4
+    json_file = f"/var/lib/docker/containers/{cid}/{cid}-json.log"
+    local_file = f"/var/lib/docker/containers/{cid}/local-logs/container.log"
+    assert any(fnmatch.fnmatch(json_file, g) for g in include)
+    assert agent.inputs["logDriver"] == "local"
+    assert not any(fnmatch.fnmatch(local_file, g) for g in include)

@@ -8,6 +8,7 @@ target-neutral specs the backend consumed. `tests/test_manifests_schema.py` reus
 from __future__ import annotations
 
 import copy
+import re
 import functools
 from typing import Any, Optional
 
@@ -539,7 +540,14 @@ def test_network_policies_cover_every_declared_flow_and_nothing_else(name):
     assert dns["policyTypes"] == ["Egress"] and {p["port"] for p in dns["egress"][0]["ports"]} == {53}
     assert set(policies) == set(by_name)
 
-    declared = {(w.name, t, p.port) for w in workloads for t in w.talks_to if t in by_name for p in by_name[t].ports}
+    # Independent of `talks_to`: every `<service>:<port>` of another workload that a workload's
+    # rendered config files address is a flow the policies must allow, and nothing else is.
+    declared = {
+        (w.name, host, int(port))
+        for w in workloads for f in w.config_files
+        for host, port in re.findall(r"\b([a-z][a-z0-9-]*):(\d{2,5})\b", f.content)
+        if host in by_name and host != w.name
+    }
     assert declared, "the stack declares flows"
     assert _flows(policies, "ingress") == declared
     assert _flows(policies, "egress") == declared

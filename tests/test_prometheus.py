@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.render import render_tool, workloads_of
 from components import prometheus, rules, sizing
 from components.workload import HealthCheck
 from config.durations import parse_bytes
@@ -14,7 +15,7 @@ from tests.tools import ALL_TOOLS, SCENARIOS, SECRET, promtool, run, settings  #
 
 
 def _config(name: str) -> dict:
-    return yaml.safe_load(prometheus.render(settings(name))["prometheus/prometheus.yml"])
+    return yaml.safe_load(render_tool("prometheus", settings(name))["prometheus/prometheus.yml"])
 
 
 def _jobs(doc: dict) -> dict[str, dict]:
@@ -24,7 +25,7 @@ def _jobs(doc: dict) -> dict[str, dict]:
 def _rules(name: str) -> dict[str, list[dict]]:
     """{file name: [rules of all its groups]}."""
     out = {}
-    for path, text in prometheus.render(settings(name)).items():
+    for path, text in render_tool("prometheus", settings(name)).items():
         if path.startswith("prometheus/rules/"):
             out[path.rsplit("/", 1)[1]] = [r for g in yaml.safe_load(text)["groups"] for r in g["rules"]]
     return out
@@ -72,9 +73,9 @@ def test_no_alerting_without_alertmanager():
     from config import load_settings
 
     s = load_settings({"components": {"alertmanager": {"enabled": False}}}, stack="dev")
-    doc = yaml.safe_load(prometheus.render(s)["prometheus/prometheus.yml"])
+    doc = yaml.safe_load(render_tool("prometheus", s)["prometheus/prometheus.yml"])
     assert "alerting" not in doc and "alertmanager" not in _jobs(doc)
-    stack_rules = yaml.safe_load(prometheus.render(s)["prometheus/rules/stack.yml"])["groups"][0]["rules"]
+    stack_rules = yaml.safe_load(render_tool("prometheus", s)["prometheus/rules/stack.yml"])["groups"][0]["rules"]
     assert not [r for r in stack_rules if "alertmanager" in r["expr"]]
 
 
@@ -171,7 +172,7 @@ def test_team_rules_have_their_own_file_and_forced_label():
     assert by_name["PaymentsFailing"]["for"] == "5m"
     assert by_name["PaymentsSlow"]["labels"] == {"severity": "warning", "team": "payments"}
     assert "for" not in by_name["PaymentsSlow"]
-    groups = yaml.safe_load(prometheus.render(settings("team"))["prometheus/rules/team-payments.yml"])["groups"]
+    groups = yaml.safe_load(render_tool("prometheus", settings("team"))["prometheus/rules/team-payments.yml"])["groups"]
     assert [g["name"] for g in groups] == ["team-payments"]
 
 
@@ -179,11 +180,11 @@ def test_team_rules_have_their_own_file_and_forced_label():
 
 
 def test_retention_flags_follow_settings():
-    dev = prometheus.workloads(settings("dev"))[0]
+    dev = workloads_of("prometheus", settings("dev"))[0]
     # dev: 7d metrics, but Mimir holds the long-term copy -> Prometheus keeps 2d locally.
     assert _flag(dev.args, "storage.tsdb.retention.time") == "2d"
     minimal = settings("minimal")
-    wl = prometheus.workloads(minimal)[0]
+    wl = workloads_of("prometheus", minimal)[0]
     assert _flag(wl.args, "storage.tsdb.retention.time") == "10d" == sizing.local_metrics_retention(minimal)
     size = _flag(wl.args, "storage.tsdb.retention.size")
     assert size.endswith("MB")
@@ -196,13 +197,13 @@ def test_explicit_volume_size_drives_size_retention():
     from config import load_settings
 
     s = load_settings({"components": {"prometheus": {"storage": {"size": "100Gi"}}}}, stack="dev")
-    wl = prometheus.workloads(s)[0]
+    wl = workloads_of("prometheus", s)[0]
     assert wl.data.size == "100Gi"
     assert _flag(wl.args, "storage.tsdb.retention.size") == f"{int(100 * 1024 * 0.85)}MB"
 
 
 def test_flags():
-    args = prometheus.workloads(settings("prod"))[0].args
+    args = workloads_of("prometheus", settings("prod"))[0].args
     assert _flag(args, "config.file") == "/etc/prometheus/prometheus.yml"
     assert _flag(args, "storage.tsdb.path") == "/prometheus"
     assert _flag(args, "enable-feature") == "exemplar-storage"
@@ -211,29 +212,29 @@ def test_flags():
 
 
 def test_workload():
-    wl = prometheus.workloads(settings("prod"))[0]
+    wl = workloads_of("prometheus", settings("prod"))[0]
     assert wl.name == "prometheus" and wl.image == "prom/prometheus:v3.8.1"
     assert (wl.uid, wl.gid) == (65534, 65534)
     assert wl.read_only_root and wl.data.path == "/prometheus"
     assert wl.health == HealthCheck.http("/-/ready", 9090, client="wget")
     assert wl.port("http").port == 9090 and wl.port("http").publish
     assert wl.discovers_pods
-    assert set(wl.talks_to) == set(ALL_TOOLS) - {"prometheus"}
+    assert {e.service for e in wl.talks_to} == set(ALL_TOOLS) - {"prometheus"}
     paths = {f.path for f in wl.config_files}
     assert "/etc/prometheus/prometheus.yml" in paths
     assert {"/etc/prometheus/rules/application.yml", "/etc/prometheus/rules/stack.yml",
             "/etc/prometheus/rules/recording.yml"} <= paths
 
-    dev = prometheus.workloads(settings("dev"))[0]
+    dev = workloads_of("prometheus", settings("dev"))[0]
     assert not dev.discovers_pods
-    minimal = prometheus.workloads(settings("minimal"))[0]
-    assert minimal.talks_to == ("alertmanager",)
+    minimal = workloads_of("prometheus", settings("minimal"))[0]
+    assert {e.address for e in minimal.talks_to} == {"alertmanager:9093"}
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_render_is_pure_and_secret_free(name):
     s = settings(name)
-    first, second = prometheus.render(s), prometheus.render(s)
+    first, second = render_tool("prometheus", s), render_tool("prometheus", s)
     assert first == second
     for text in first.values():
         assert SECRET not in text
@@ -259,7 +260,7 @@ def _write(tmp_path: Path, files: dict[str, str]) -> Path:
 @pytest.mark.tools
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_promtool_check_config(name, tmp_path, promtool):
-    files = prometheus.render(settings(name))
+    files = render_tool("prometheus", settings(name))
     directory = _write(tmp_path, files)
     result = run([promtool, "check", "config", str(directory / "prometheus.yml")])
     # rule_files are relative to the config: promtool must have found and checked every one.
@@ -271,7 +272,7 @@ def test_promtool_check_config(name, tmp_path, promtool):
 @pytest.mark.tools
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_promtool_check_rules(name, tmp_path, promtool):
-    directory = _write(tmp_path, prometheus.render(settings(name)))
+    directory = _write(tmp_path, render_tool("prometheus", settings(name)))
     rule_files = sorted(str(p) for p in (directory / "rules").glob("*.yml"))
     assert rule_files
     run([promtool, "check", "rules", *rule_files])
@@ -280,7 +281,7 @@ def test_promtool_check_rules(name, tmp_path, promtool):
 @pytest.mark.tools
 def test_promtool_rule_unit_tests(tmp_path, promtool):
     """The rules behave: the seed's alerts fire, stack outages page once, team labels stick."""
-    directory = _write(tmp_path, prometheus.render(settings("team")))
+    directory = _write(tmp_path, render_tool("prometheus", settings("team")))
     tests = {
         "rule_files": sorted(str(p) for p in (directory / "rules").glob("*.yml")),
         "evaluation_interval": "30s",

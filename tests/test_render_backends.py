@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from components import collector, dashboards, grafana, loki, mimir, pyroscope, sizing, tempo
-from components.render import render_all
+from components.render import render_all, render_tool, workloads_of
 from components.workload import HealthCheck, SecretFile, pinned_versions
 from config import ConfigError, load_settings
 from tests import tools
@@ -207,7 +207,7 @@ def test_loki_disabled_no_log_agent_no_logs_pipeline():
     files = render_all(s)
     assert "collector/agent.yaml" not in files
     assert "logs" not in yaml.safe_load(files["collector/config.yaml"])["service"]["pipelines"]
-    assert [w.name for w in collector.workloads(s)] == ["collector"]
+    assert [w.name for w in workloads_of("collector", s)] == ["collector"]
 
 
 def test_collector_without_any_backend_is_refused():
@@ -232,7 +232,7 @@ def test_datasource_uids_fixed_and_links_resolve(scenario):
     s = settings(scenario)
     ds = _datasources(s)
     uids = {d["uid"] for d in ds}
-    assert uids == set(grafana.UIDS)
+    assert uids == {"prometheus", "mimir", "loki", "tempo", "pyroscope", "alertmanager"}
     assert {d["uid"]: d["type"] for d in ds} == {
         "prometheus": "prometheus", "mimir": "prometheus", "loki": "loki", "tempo": "tempo",
         "pyroscope": "grafana-pyroscope-datasource", "alertmanager": "alertmanager"}
@@ -337,7 +337,7 @@ def test_dashboard_provider_points_at_mounted_dashboards():
     files = render_all(s)
     provider = yaml.safe_load(files["grafana/provisioning/dashboards/dashboards.yaml"])["providers"][0]
     assert provider["allowUiUpdates"] is False and provider["disableDeletion"] is True
-    paths = {f.path for f in grafana.workloads(s, "x")[0].config_files}
+    paths = {f.path for f in workloads_of("grafana", s, admin_password="x")[0].config_files}
     for name in ("golden-signals.json", "red.json", "stack-overview.json"):
         assert f"{provider['options']['path']}/{name}" in paths
     assert f"{grafana.PROVISIONING_DIR}/datasources/datasources.yaml" in paths
@@ -355,7 +355,7 @@ def test_no_secret_in_rendered_files(scenario):
 def test_grafana_password_only_as_a_secret_file():
     s = load_settings({"grafana": {"adminPassword": SECRET + "grafana"}}, stack="dev", secret_keys=["grafana"])
     marker = object()
-    (w,) = grafana.workloads(s, marker)
+    (w,) = workloads_of("grafana", s, admin_password=marker)
     assert w.env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == grafana.ADMIN_PASSWORD_PATH
     assert "GF_SECURITY_ADMIN_PASSWORD" not in w.env
     assert w.secret_files == (SecretFile(grafana.ADMIN_PASSWORD_PATH, marker),)
@@ -379,9 +379,9 @@ def _all_workloads(s):
     out = []
     for name, module in MODULES.items():
         if s.enabled(name):
-            out.extend(module.workloads(s))
+            out.extend(workloads_of(name, s))
     if s.enabled("grafana"):
-        out.extend(grafana.workloads(s, "pw"))
+        out.extend(workloads_of("grafana", s, admin_password="pw"))
     return out
 
 
@@ -393,7 +393,7 @@ def test_images_pinned_from_version_table(scenario):
         assert w.image == f"{table[tool]['repository']}:{table[tool]['tag']}"
         assert not w.image.endswith(":latest")
     mirrored = custom(registryMirror="mirror.example.com/hub", components={"loki": {"version": "3.6.4"}})
-    (w,) = loki.workloads(mirrored)
+    (w,) = workloads_of("loki", mirrored)
     assert w.image == "mirror.example.com/hub/grafana/loki:3.6.4"
 
 
@@ -432,7 +432,7 @@ def test_workload_identity_health_and_ports():
 
 
 def test_tempo_otlp_published_only_without_collector():
-    ports = {p.name: p for p in tempo.workloads(disabled("collector"))[0].ports}
+    ports = {p.name: p for p in workloads_of("tempo", disabled("collector"))[0].ports}
     assert ports["otlp-grpc"].publish and ports["otlp-http"].publish
 
 
@@ -442,12 +442,12 @@ def test_tempo_otlp_published_only_without_collector():
 ])
 def test_log_agent_per_target(target, path, glob):
     s = custom(target=target)
-    gateway, agent = collector.workloads(s)
+    gateway, agent = workloads_of("collector", s)
     assert agent.name == "collector-logs" and agent.per_node
     assert agent.uid == 0 and agent.root_reason and agent.capabilities == ("DAC_READ_SEARCH",)
     assert agent.read_only_root and agent.host_logs.paths == (path,)
     assert [p.port for p in agent.ports] == [collector.HEALTH_PORT] and not any(p.publish for p in agent.ports)
-    assert agent.talks_to == ("collector",)
+    assert [e.address for e in agent.talks_to] == ["collector:4317"]
     assert not gateway.per_node and gateway.root_reason is None and gateway.host_logs is None
     doc = yaml.safe_load(agent.config_files[0].content)
     assert doc["receivers"]["filelog"]["include"] == [glob]
@@ -508,7 +508,7 @@ def test_mimir_single_node_paths_under_data():
 
 def test_sizing_reaches_workloads():
     s = custom(components={"loki": {"storage": {"size": "42Gi"}}})
-    assert loki.workloads(s)[0].data.size == "42Gi"
+    assert workloads_of("loki", s)[0].data.size == "42Gi"
 
 
 # --- real collector -------------------------------------------------------------------------
@@ -524,7 +524,7 @@ def test_collector_configs_validate(scenario, tmp_path):
     binary = _otelcol()
     s = {"dev": settings("dev"), "prod": settings("prod"), "nomimir": disabled("mimir", "tempo"),
          "docker-k8s": custom(target="kubernetes")}[scenario]
-    for path, text in collector.render(s).items():
+    for path, text in render_tool("collector", s).items():
         cfg = tmp_path / path.replace("/", "-")
         cfg.write_text(text)
         result = subprocess.run([binary, "validate", f"--config={cfg}"], capture_output=True, text=True,
@@ -544,7 +544,7 @@ def test_log_agent_pipeline_keeps_seed_fields(tmp_path):
     lines = [{"log": app_line + "\n", "stream": "stdout", "time": "2025-11-24T10:00:00.000000001Z"},
              {"log": "plain text\n", "stream": "stderr", "time": "2025-11-24T10:00:01.000000001Z"}]
     (container / "0123abcd-json.log").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    doc = yaml.safe_load(collector.render(custom(target="docker"))["collector/agent.yaml"])
+    doc = yaml.safe_load(render_tool("collector", custom(target="docker"))["collector/agent.yaml"])
     filelog = doc["receivers"]["filelog"]
     filelog["include"] = [str(tmp_path / "containers/*/*-json.log")]
     filelog["start_at"] = "beginning"

@@ -31,9 +31,10 @@ from typing import Optional
 import pulumi
 import pulumi_docker as docker
 
-from components.base import Deployed
-from components.workload import Workload, image as image_ref
-from config.model import Settings
+from ..base import Deployed, StackFlags
+from ..platform import DOCKER, Platform
+from ..workload import Workload
+from config.model import Docker
 
 LABEL_PREFIX = "observability"
 MANAGED_BY = "pulumi-observability"
@@ -47,9 +48,11 @@ LOG_OPTS = {"max-size": "10m", "max-file": "3"}
 STOP_GRACE_SECONDS = 30
 TMPFS_OPTIONS = "rw,noexec,nosuid,size=64m"
 INIT_MEMORY_MB = 64
-# Images that carry busybox `chown` (quay.io/prometheus/busybox base): the volume-ownership init
-# container runs one of them, preferring one the stack pulls anyway.
-CHOWN_IMAGE_TOOLS = ("prometheus", "alertmanager")
+# A per-node log agent (`Workload.reads_container_logs`) logs through the `local` driver: its
+# files (`<id>/local-logs/container.log`) do not match the json-file glob it reads
+# (platform.DOCKER), so it never ships its own lines. `docker logs` still works with it.
+AGENT_LOG_DRIVER = "local"
+AGENT_LOG_OPTS = {"max-size": "10m", "max-file": "3"}
 
 
 def _megabytes(n_bytes: int) -> int:
@@ -70,16 +73,23 @@ def _url_host(address: str) -> str:
 class DockerBackend:
     """Turns workloads into Docker resources; see the module docstring for the layout."""
 
-    def __init__(self, name: str, settings: Settings, parent: pulumi.Resource):
+    def __init__(self, name: str, settings: Docker, flags: StackFlags, parent: pulumi.Resource, *,
+                 chown_image: str, provider: Optional[docker.Provider] = None,
+                 network: Optional[docker.Network] = None):
+        """`chown_image`: an image with busybox `chown` for the volume-ownership helper (the
+        stack picks one it pulls anyway). `provider` / `network`: a program's own, used instead
+        of creating them."""
         self.name = name
-        self.settings = settings
+        self.flags = flags
         self.parent = parent
-        self.prefix = f"obs-{settings.stack}"
-        self.bind_address = settings.docker.bind_address
-        self.provider = docker.Provider(
-            f"{name}-docker", host=settings.docker.host, opts=pulumi.ResourceOptions(parent=parent)
+        self.chown_image_ref = chown_image
+        # Every Docker object name starts with this (a second instance adds its name).
+        self.prefix = f"obs-{flags.stack}" + (f"-{flags.instance}" if flags.instance else "")
+        self.bind_address = settings.bind_address
+        self.provider = provider or docker.Provider(
+            f"{name}-docker", host=settings.host, opts=pulumi.ResourceOptions(parent=parent)
         )
-        self.network = docker.Network(
+        self.network = network or docker.Network(
             f"{name}-network",
             name=self.prefix,
             driver="bridge",
@@ -88,13 +98,19 @@ class DockerBackend:
         )
         self._images: dict[str, docker.RemoteImage] = {}
 
+    def platform(self) -> Platform:
+        return DOCKER
+
+    def finish(self, workloads: list[Workload]) -> None:
+        """Nothing stack-wide is left to create: the network already isolates the stack."""
+
     # -- helpers ----------------------------------------------------------------------------------
 
     def _opts(self, parent: pulumi.Resource, **kwargs) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=parent, provider=self.provider, **kwargs)
 
     def _label_map(self, service: Optional[str] = None, extra: Optional[dict[str, str]] = None) -> dict[str, str]:
-        labels = {f"{LABEL_PREFIX}.stack": self.settings.stack, f"{LABEL_PREFIX}.managed-by": MANAGED_BY}
+        labels = {f"{LABEL_PREFIX}.stack": self.flags.stack, f"{LABEL_PREFIX}.managed-by": MANAGED_BY}
         if service:
             labels[f"{LABEL_PREFIX}.tool"] = service
         labels.update(extra or {})
@@ -112,9 +128,7 @@ class DockerBackend:
         return self._images[ref]
 
     def _chown_image(self) -> docker.RemoteImage:
-        tool = next((t for t in CHOWN_IMAGE_TOOLS if self.settings.enabled(t)), CHOWN_IMAGE_TOOLS[0])
-        ref = image_ref(tool, getattr(self.settings.components, tool), self.settings.registry_mirror)
-        return self._image(ref, f"{self.name}-chown-image", self.parent)
+        return self._image(self.chown_image_ref, f"{self.name}-chown-image", self.parent)
 
     # -- the backend interface ----------------------------------------------------------------------
 
@@ -190,8 +204,8 @@ class DockerBackend:
             cpus=f"{w.resources.cpu_limit_cores:g}",
             restart="unless-stopped",
             destroy_grace_seconds=STOP_GRACE_SECONDS,
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
+            log_driver=AGENT_LOG_DRIVER if w.reads_container_logs else LOG_DRIVER,
+            log_opts=AGENT_LOG_OPTS if w.reads_container_logs else LOG_OPTS,
             labels=self._labels(docker.ContainerLabelArgs, w.name, w.labels),
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=[w.name])],
             # Only user-facing ports, only on the bind address (loopback unless allowPublicPorts);
@@ -228,7 +242,7 @@ class DockerBackend:
         # Inputs: stack and service name only (never sizes, retention or versions), so no config
         # change can replace it. protect + retain_on_delete when protectData: `pulumi destroy`
         # or disabling the tool then fails (protect) or leaves the data on the host (retain).
-        protect = self.settings.protect_data
+        protect = self.flags.protect_data
         return docker.Volume(
             f"{name}-data",
             name=f"{self.prefix}-{w.name}-data",

@@ -55,9 +55,10 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.base import Deployed
-from components.workload import Workload
-from config.model import Settings
+from ..base import Deployed, StackFlags
+from ..platform import Platform, kubernetes as kubernetes_platform
+from ..workload import Workload
+from config.model import Kubernetes
 
 PART_OF = "observability"
 MANAGED_BY = "pulumi"
@@ -146,12 +147,16 @@ def _ports(ports) -> list[dict]:
 class KubernetesBackend:
     """Turns workloads into Kubernetes resources; see the module docstring for the layout."""
 
-    def __init__(self, name: str, settings: Settings, parent: pulumi.Resource):
+    def __init__(self, name: str, kubernetes: Kubernetes, flags: StackFlags, parent: pulumi.Resource, *,
+                 provider: Optional[k8s.Provider] = None, namespace: Optional[k8s.core.v1.Namespace] = None):
+        """`provider` / `namespace`: a program's own, used instead of creating them (the
+        Namespace must be named `kubernetes.namespace`: configs refer to that name)."""
         self.name = name
-        self.settings = settings
+        self.k = kubernetes
+        self.flags = flags
         self.parent = parent
-        k = settings.kubernetes
-        self.provider = k8s.Provider(
+        k = kubernetes
+        self.provider = provider or k8s.Provider(
             f"{name}-kubernetes",
             kubeconfig=k.kubeconfig,
             context=k.context,
@@ -162,8 +167,19 @@ class KubernetesBackend:
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=parent),
         )
-        protect = settings.protect_data
-        self.namespace = k8s.core.v1.Namespace(
+        self.namespace = namespace or self._namespace(name, parent)
+        # The namespace name as an Output: every namespaced object depends on the Namespace.
+        self.ns = self.namespace.metadata.name
+        # Workload name -> (logical name, parent, workload), for the NetworkPolicies in finish().
+        self._deployed: dict[str, tuple[str, pulumi.Resource, Workload]] = {}
+
+    def platform(self) -> Platform:
+        return kubernetes_platform(self.k.namespace)
+
+    def _namespace(self, name: str, parent: pulumi.Resource) -> k8s.core.v1.Namespace:
+        k = self.k
+        protect = self.flags.protect_data
+        return k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={
                 "name": k.namespace,
@@ -179,10 +195,6 @@ class KubernetesBackend:
             # Deleting a namespace deletes every claim in it: the namespace outlives the stack.
             opts=self._opts(parent, protect=protect, retain_on_delete=True),
         )
-        # The namespace name as an Output: every namespaced object depends on the Namespace.
-        self.ns = self.namespace.metadata.name
-        # Workload name -> (logical name, parent, workload), for the NetworkPolicies in finish().
-        self._deployed: dict[str, tuple[str, pulumi.Resource, Workload]] = {}
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -190,21 +202,21 @@ class KubernetesBackend:
         return pulumi.ResourceOptions(parent=parent, provider=self.provider, **kwargs)
 
     def _meta(self, name: Optional[str], workload_name: str, **extra) -> dict:
-        meta = {"namespace": self.ns, "labels": labels(workload_name, self.settings.stack), **extra}
+        meta = {"namespace": self.ns, "labels": labels(workload_name, self.flags.stack), **extra}
         if name is not None:
             meta["name"] = name
         return meta
 
     def _service_type(self, w: Workload) -> str:
         user_facing = any(p.publish for p in w.ports)
-        return self.settings.kubernetes.service_type if user_facing else "ClusterIP"
+        return self.k.service_type if user_facing else "ClusterIP"
 
     # -- the backend interface ----------------------------------------------------------------------
 
     def deploy(self, name: str, workload: Workload, parent: pulumi.Resource) -> Deployed:
         w = workload
         self._deployed[w.name] = (name, parent, w)
-        protect = self.settings.protect_data
+        protect = self.flags.protect_data
 
         account = k8s.core.v1.ServiceAccount(
             f"{name}-serviceaccount",
@@ -321,34 +333,34 @@ class KubernetesBackend:
                 opts=self._opts(parent, depends_on=[controller]),
             )
             svc = service.metadata.name
-            ns = self.settings.kubernetes.namespace
+            ns = self.k.namespace
             for p in w.ports:
                 internal[p.name] = svc.apply(lambda s, p=p: f"http://{s}:{p.port}")
                 if p.publish or p.ingest:
                     external[p.name] = svc.apply(lambda s, p=p: f"http://{s}.{ns}.svc.cluster.local:{p.port}")
-            ingress = self.settings.kubernetes.ingress
-            if ingress.enabled and self._is_grafana(w):
+            if self.k.ingress.enabled and w.web_ui:
                 external["ingress"] = self._ingress(name, w, service, parent)
         return Deployed(internal_urls=internal, external_urls=external)
 
     def finish(self, workloads: list[Workload]) -> None:
         """NetworkPolicies, once every workload (and so every flow) is known."""
+        prefix = f"{self.flags.instance}-" if self.flags.instance else ""
         k8s.networking.v1.NetworkPolicy(
             f"{self.name}-networkpolicy-default-deny",
-            metadata={"name": "default-deny", "namespace": self.ns,
+            metadata={"name": f"{prefix}default-deny", "namespace": self.ns,
                       "labels": {"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/managed-by": MANAGED_BY}},
             spec={"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
             opts=self._opts(self.parent),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{self.name}-networkpolicy-dns",
-            metadata={"name": "allow-dns", "namespace": self.ns,
+            metadata={"name": f"{prefix}allow-dns", "namespace": self.ns,
                       "labels": {"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/managed-by": MANAGED_BY}},
             spec={"podSelector": {}, "policyTypes": ["Egress"],
                   "egress": [{"to": [DNS_PEER], "ports": _ports([("UDP", 53), ("TCP", 53)])}]},
             opts=self._opts(self.parent),
         )
-        for spec_name, spec in network_policy_specs(self.settings, workloads).items():
+        for spec_name, spec in network_policy_specs(self.k, workloads).items():
             name, parent, _ = self._deployed[spec_name]
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-networkpolicy",
@@ -419,27 +431,25 @@ class KubernetesBackend:
         }
         if volumes:
             spec["volumes"] = volumes
-        metadata: dict = {"labels": labels(w.name, self.settings.stack)}
+        metadata: dict = {"labels": labels(w.name, self.flags.stack)}
         if annotations:
             metadata["annotations"] = annotations
         return {"metadata": metadata, "spec": spec}
 
     def _claim_spec(self, w: Workload) -> dict:
         spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": w.data.size}}}
-        if self.settings.kubernetes.storage_class:
-            spec["storageClassName"] = self.settings.kubernetes.storage_class
+        if self.k.storage_class:
+            spec["storageClassName"] = self.k.storage_class
         return spec
 
     def _claim_template(self, w: Workload) -> dict:
-        return {"metadata": {"name": DATA_CLAIM, "labels": labels(w.name, self.settings.stack)},
+        return {"metadata": {"name": DATA_CLAIM, "labels": labels(w.name, self.flags.stack)},
                 "spec": self._claim_spec(w)}
 
     def _claim(self, name: str, w: Workload, parent: pulumi.Resource) -> k8s.core.v1.PersistentVolumeClaim:
         """The claim the StatefulSet would create (`data-<name>-0`), owned here so it can grow."""
         claim_name = f"{DATA_CLAIM}-{w.name}-0"
-        protect = self.settings.protect_data
-        component = getattr(self.settings.components, w.name, None)
-        derived = component is None or component.storage.size is None
+        protect = self.flags.protect_data
         claim = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-data",
             metadata=self._meta(claim_name, w.name, annotations={
@@ -452,14 +462,14 @@ class KubernetesBackend:
             # Always kept on delete (the StatefulSet's own policy is Retain too); protected in prod.
             opts=self._opts(parent, protect=protect, retain_on_delete=True),
         )
-        if derived:
-            storage_class = self.settings.kubernetes.storage_class or "the cluster's default StorageClass"
+        if w.data.derived:
+            storage_class = self.k.storage_class or "the cluster's default StorageClass"
             pulumi.log.warn(
                 f"{claim_name} requests {w.data.size}, derived from retention x ingest. When that grows, "
                 f"Pulumi expands the claim in place: the claim must be bound and {storage_class} must "
                 f"have allowVolumeExpansion: true, otherwise the update is rejected and nothing is replaced (pin "
-                f"components.{w.name}.storage.size to the current size, or migrate the data). A claim "
-                f"never shrinks: when lowering retention, pin components.{w.name}.storage.size to the "
+                f"{w.data.size_key} to the current size, or migrate the data). A claim "
+                f"never shrinks: when lowering retention, pin {w.data.size_key} to the "
                 f"current size.",
                 resource=claim,
             )
@@ -467,16 +477,16 @@ class KubernetesBackend:
 
     def _pod_discovery_rbac(self, name: str, w: Workload, account: k8s.core.v1.ServiceAccount) -> None:
         """ClusterRole (pods get/list/watch, nothing else) bound to the workload's ServiceAccount."""
-        role_name = f"{self.settings.kubernetes.namespace}-{w.name}-pod-discovery"
+        role_name = f"{self.k.namespace}-{w.name}-pod-discovery"
         role = k8s.rbac.v1.ClusterRole(
             f"{name}-clusterrole",
-            metadata={"name": role_name, "labels": labels(w.name, self.settings.stack)},
+            metadata={"name": role_name, "labels": labels(w.name, self.flags.stack)},
             rules=POD_DISCOVERY_RULES,
             opts=self._opts(self.parent),
         )
         k8s.rbac.v1.ClusterRoleBinding(
             f"{name}-clusterrolebinding",
-            metadata={"name": role_name, "labels": labels(w.name, self.settings.stack)},
+            metadata={"name": role_name, "labels": labels(w.name, self.flags.stack)},
             role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                       "name": role.metadata.name},
             subjects=[{"kind": "ServiceAccount", "name": account.metadata.name,
@@ -484,15 +494,9 @@ class KubernetesBackend:
             opts=self._opts(self.parent),
         )
 
-    @staticmethod
-    def _is_grafana(w: Workload) -> bool:
-        from components import grafana
-
-        return w.name == getattr(grafana, "TOOL", "grafana")
-
     def _ingress(self, name: str, w: Workload, service: k8s.core.v1.Service,
                  parent: pulumi.Resource) -> pulumi.Output[str]:
-        ingress = self.settings.kubernetes.ingress
+        ingress = self.k.ingress
         port = next((p for p in w.ports if p.publish), w.ports[0])
         spec: dict = {"rules": [{"host": ingress.host, "http": {"paths": [{
             "path": "/", "pathType": "Prefix",
@@ -510,16 +514,17 @@ class KubernetesBackend:
         return resource.metadata.apply(lambda _: f"{scheme}://{ingress.host}/")
 
 
-def network_policy_specs(settings: Settings, workloads: list[Workload]) -> dict[str, dict]:
+def network_policy_specs(kubernetes: Kubernetes, workloads: list[Workload]) -> dict[str, dict]:
     """One NetworkPolicy spec per workload: exactly the flows the stack declares.
 
     On top of `default-deny` (all ingress and egress) and `allow-dns` (egress to kube-dns):
-    - ingress to W from each workload that lists W in `talks_to`, on W's ports;
+    - ingress to W from each workload whose `talks_to` names one of W's endpoints, on exactly
+      the ports it addresses;
     - ingress to W's `ingest` ports from any namespace (applications sending telemetry);
     - ingress to W's `publish` ports from anywhere when the service type is NodePort or
       LoadBalancer (node and load-balancer traffic has no pod identity), and to Grafana's from any
       namespace when the Ingress is enabled (wherever the ingress controller runs);
-    - egress from W to each workload in its `talks_to`, on that workload's ports;
+    - egress from W to each endpoint in its `talks_to`, on that endpoint's port;
     - a pod-discovering workload (Prometheus): egress to pods in every *other* namespace on any
       port (annotation-driven scraping can target any port), to the teams' extra scrape targets'
       and to the API server (443 and 6443 anywhere: its address is the cluster's);
@@ -527,32 +532,36 @@ def network_policy_specs(settings: Settings, workloads: list[Workload]) -> dict[
       derives from settings (Alertmanager's receivers, Prometheus' team scrape targets).
     """
     by_name = {w.name: w for w in workloads}
-    namespace = settings.kubernetes.namespace
-    public = settings.kubernetes.service_type != "ClusterIP"
-    ingress_enabled = settings.kubernetes.ingress.enabled
+    namespace = kubernetes.namespace
+    public = kubernetes.service_type != "ClusterIP"
+    ingress_enabled = kubernetes.ingress.enabled
     specs: dict[str, dict] = {}
     for w in workloads:
         ingress_rules: list[dict] = []
-        all_ports = _ports((p.protocol, p.port) for p in w.ports)
-        for talker in sorted(t.name for t in workloads if w.name in t.talks_to and w.ports):
-            ingress_rules.append({"from": [{"podSelector": {"matchLabels": selector_labels(talker)}}],
-                                  "ports": all_ports})
+        served = {p.port: p.protocol for p in w.ports}
+        for talker in sorted(workloads, key=lambda t: t.name):
+            used = sorted({e.port for e in talker.talks_to if e.service == w.name and e.port in served})
+            if used:
+                ingress_rules.append({"from": [{"podSelector": {"matchLabels": selector_labels(talker.name)}}],
+                                      "ports": _ports((served[port], port) for port in used)})
         ingest = [(p.protocol, p.port) for p in w.ports if p.ingest]
         if ingest:
             ingress_rules.append({"from": [{"namespaceSelector": {}}], "ports": _ports(ingest)})
         published = [(p.protocol, p.port) for p in w.ports if p.publish]
         if published and public:
             ingress_rules.append({"ports": _ports(published)})
-        elif published and ingress_enabled and KubernetesBackend._is_grafana(w):
+        elif published and ingress_enabled and w.web_ui:
             ingress_rules.append({"from": [{"namespaceSelector": {}}], "ports": _ports(published)})
 
         egress_rules: list[dict] = []
-        for target in sorted(set(w.talks_to)):
+        for target in sorted({e.service for e in w.talks_to}):
             peer = by_name.get(target)
-            if peer is None or not peer.ports:
-                continue  # a disabled tool: no flow
+            if peer is None:
+                continue  # a disabled tool: no flow (wiring links nothing to it anyway)
+            served = {p.port: p.protocol for p in peer.ports}
+            used = sorted({e.port for e in w.talks_to if e.service == target and e.port in served})
             egress_rules.append({"to": [{"podSelector": {"matchLabels": selector_labels(target)}}],
-                                 "ports": _ports((p.protocol, p.port) for p in peer.ports)})
+                                 "ports": _ports((served[port], port) for port in used)})
         if w.discovers_pods:
             egress_rules.append({"to": [{"namespaceSelector": {"matchExpressions": [{
                 "key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [namespace]}]}}]})

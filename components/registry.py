@@ -1,0 +1,54 @@
+"""The one list of tools (kube-prometheus lists its components once in `main.libsonnet`).
+
+Adding a tool is one module plus one entry here. Each tool module provides:
+
+- `TOOL`, its name: the `components.<tool>` settings key, the scrape job, the datasource uid;
+- `serves(service) -> {role: Endpoint}`: what it serves (its metrics endpoint marked `scrape`);
+- `render(settings, links, platform) -> {path: text}`: its config files, as `make render` writes them;
+- `workloads(settings, links, platform) -> (Workload, ...)`: the main workload first;
+- a `ToolComponent` subclass with its type token `observability:<tool>:<Name>`.
+
+Order matters only for readers: it is the order of scrape jobs, of `make render`'s listing and of
+the components in the stack. Tool modules never import each other: links come from
+`components/wiring.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Callable
+
+from . import alertmanager, collector, grafana, loki, mimir, prometheus, pyroscope, tempo
+from .base import ToolComponent
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    module: ModuleType
+    component: type[ToolComponent]
+    # Its image carries busybox `chown`: the Docker backend's volume-ownership helper can run it.
+    ships_chown: bool = False
+
+    @property
+    def render(self) -> Callable:
+        return self.module.render
+
+    @property
+    def workloads(self) -> Callable:
+        return self.module.workloads
+
+
+TOOLS: tuple[Tool, ...] = (
+    Tool("prometheus", prometheus, prometheus.Prometheus, ships_chown=True),
+    Tool("alertmanager", alertmanager, alertmanager.Alertmanager, ships_chown=True),
+    Tool("grafana", grafana, grafana.Grafana),
+    Tool("loki", loki, loki.Loki),
+    Tool("tempo", tempo, tempo.Tempo),
+    Tool("mimir", mimir, mimir.Mimir),
+    Tool("pyroscope", pyroscope, pyroscope.Pyroscope),
+    Tool("collector", collector, collector.Collector),
+)
+BY_NAME = {tool.name: tool for tool in TOOLS}
+NAMES = tuple(BY_NAME)

@@ -1,0 +1,99 @@
+"""Every link between the tools, resolved once (kube-prometheus `main.libsonnet`'s `values`).
+
+Each tool module declares the endpoints it serves (`serves(service)`: role -> `Endpoint`) and
+never imports another tool module. `resolve(settings)` collects the endpoints of the enabled
+tools and decides, in this one place, who talks to whom:
+
+- the metrics sink (where the collector and Tempo's metrics generator write): Mimir's push
+  endpoint when Mimir is enabled, else Prometheus' remote-write receiver;
+- Prometheus' remote write: Mimir, when enabled (it keeps the long-term copy);
+- the default metrics datasource: Mimir when enabled, else Prometheus;
+- traces to Tempo, logs to Loki, both over OTLP, and the log agent to the collector gateway;
+- the scrape jobs: every enabled tool's metrics endpoint, one job named after the tool;
+- the query endpoints Grafana's datasources point at.
+
+Tool modules turn the endpoints they receive into config *and* into `Workload.talks_to`, so the
+NetworkPolicy flows are derived from the same objects as the URLs (see components/workload.py).
+Pure: no Pulumi imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+from .workload import Endpoint
+
+# Metrics sinks in order of preference: long-term storage first.
+METRICS_SINKS = (("mimir", "push"), ("prometheus", "write"))
+# Tools whose query API can be Grafana's default metrics datasource, in order of preference.
+METRICS_SOURCES = ("mimir", "prometheus")
+
+
+@dataclass(frozen=True)
+class Names:
+    """Service names of one stack instance: the tool name, prefixed for a second instance in the
+    same program or namespace (`ObservabilityStack("team-a", ...)` -> `team-a-prometheus`)."""
+
+    prefix: str = ""
+
+    def service(self, tool: str) -> str:
+        return f"{self.prefix}{tool}"
+
+
+@dataclass(frozen=True)
+class Links:
+    names: Names
+    # enabled tool -> role -> endpoint, as each tool module declares them
+    served: Mapping[str, Mapping[str, Endpoint]]
+    alertmanagers: tuple[Endpoint, ...] = ()
+    remote_write: Optional[Endpoint] = None
+    metrics_sink: Optional[Endpoint] = None
+    metrics_source: Optional[str] = None
+    traces_otlp: Optional[Endpoint] = None
+    logs_otlp: Optional[Endpoint] = None
+    gateway_otlp: Optional[Endpoint] = None
+    # (job, metrics endpoint) of every enabled tool, in registry order
+    scrape: tuple[tuple[str, Endpoint], ...] = ()
+    # datasource uid (the tool name) -> query endpoint
+    query: Mapping[str, Endpoint] = field(default_factory=dict)
+
+    def service(self, tool: str) -> str:
+        return self.names.service(tool)
+
+    def endpoint(self, tool: str, role: str) -> Optional[Endpoint]:
+        return self.served.get(tool, {}).get(role)
+
+
+def resolve(settings, served_by: Mapping[str, object], names: Names = Names()) -> Links:
+    """`served_by`: tool name -> its module (anything with `serves(service)`), in registry order.
+    Only enabled tools serve anything; a disabled tool is linked from nowhere."""
+    served = {
+        tool: module.serves(names.service(tool))
+        for tool, module in served_by.items() if settings.enabled(tool)
+    }
+
+    def get(tool: str, role: str) -> Optional[Endpoint]:
+        return served.get(tool, {}).get(role)
+
+    sink = next((get(t, r) for t, r in METRICS_SINKS if get(t, r)), None)
+    source = next((t for t in METRICS_SOURCES if get(t, "query")), None)
+    scrape = tuple(
+        (tool, endpoint)
+        for tool, roles in served.items()
+        for endpoint in roles.values() if endpoint.scrape
+    )
+    query = {tool: roles["query"] for tool, roles in served.items() if "query" in roles}
+    return Links(
+        names=names,
+        served=served,
+        alertmanagers=tuple(e for e in [get("alertmanager", "http")] if e),
+        remote_write=get("mimir", "push"),
+        metrics_sink=sink,
+        metrics_source=source,
+        traces_otlp=get("tempo", "otlp-grpc"),
+        logs_otlp=get("loki", "otlp"),
+        gateway_otlp=get("collector", "otlp-grpc"),
+        scrape=scrape,
+        query=query,
+    )
