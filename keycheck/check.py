@@ -198,8 +198,10 @@ def check_grafana_file(path: Path, rel: str, kind: str, ref: dict, report: Repor
             if not isinstance(item, dict) or "jsonData" not in item:
                 continue
             ds_type = str(item.get("type"))
-            table = ref["jsonData"].get(ds_type)
             where = f"datasources[{i}].jsonData"
+            if ds_type in ref["jsonData"] and ref["jsonData"][ds_type] is None:
+                continue  # upstream's page for this type was not read: recorded as not checked
+            table = ref["jsonData"].get(ds_type)
             if table is None:
                 report.add(rel, where, f"no jsonData reference for data source type {ds_type!r} in Grafana "
                            f"{ref['version']} (known: {', '.join(sorted(ref['jsonData']))})")
@@ -272,6 +274,8 @@ def _check_grafana_env(name: str, where: str, ref: dict, report: Report) -> None
     if not name.startswith("GF_"):
         report.add(where, f"env {name}", f"Grafana {ref['version']} reads only GF_<SECTION>_<KEY> settings here")
         return
+    if ref.get("settings") is None:
+        return  # conf/defaults.ini was not read for this reference: env not checked (recorded)
     base = name.removesuffix("__FILE")
     known = {}
     for section, keys in ref.get("settings", {}).items():
@@ -339,6 +343,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     for line in report.problems:
         print(line)
+    sys.stdout.flush()
     if report.problems:
         print(f"check-keys: {len(report.problems)} problem(s) in {args.dir}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ import argparse
 import datetime as _dt
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,7 @@ class Source:
             self.commit = subprocess.run(["git", "-C", str(git_dir), "rev-list", "-n1", ref], check=True,
                                          capture_output=True, text=True).stdout.strip()
         self.read: list[dict] = []
+        self.commit_of: dict[str, str] = {}
 
     def get(self, path: str, optional: bool = False) -> str | None:
         if self.git_dir is not None:
@@ -89,7 +91,7 @@ class Source:
                     return None
                 raise SystemExit(f"{self.root}: no {path}")
             data = file.read_bytes()
-        self.read.append({"repo": self.repo, "ref": self.ref, "commit": self.commit, "path": path,
+        self.read.append({"repo": self.repo, "ref": self.ref, "commit": self.commit_of.get(path, self.commit), "path": path,
                           "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
         return data.decode("utf-8")
 
@@ -163,19 +165,30 @@ def derive_grafana(src: Source, paths: dict[str, str]) -> dict:
         ds_type = role.split(":", 1)[1]
         page = src.get(path, optional=True)
         keys: dict[str, str] = {}
+        if page is None:
+            # Not read: this data source's jsonData is not checked (recorded as null), rather
+            # than reporting every key its own page would have shown.
+            json_data[ds_type] = None
+            continue
         if page:
             for p, t in derive.grafana_provisioning(page, "datasources").items():
                 if p.startswith("datasources[].jsonData."):
                     keys[p[len("datasources[].jsonData."):]] = t
+        # One example shows `tags` items as {key, value} (tracesToMetrics), the others only {key}:
+        # the page describes one tag-mapping shape, so item keys of every `*.tags[]` are unioned.
+        tag_items = {p.rsplit(".", 1)[-1]: t for p, t in keys.items() if re.search(r"\.tags\[\]\.[^.]+$", p)}
+        for p in [p for p in keys if p.endswith(".tags[]")]:
+            for k, t in tag_items.items():
+                keys.setdefault(f"{p}.{k}", t)
         # The provisioning page's table: settings common to HTTP data sources and those it names.
         label = {"prometheus": "Prometheus", "loki": "Loki", "tempo": "Tempo", "alertmanager": "Alertmanager",
                  "grafana-pyroscope-datasource": "Pyroscope"}[ds_type]
         for name, (t, applies) in table.items():
-            if "HTTP" in applies or label in applies:
+            if "HTTP" in applies or label.lower() in applies.lower():
                 keys.setdefault(name, {"boolean": "boolean", "string": "string", "number": "float"}.get(t, "any"))
         json_data[ds_type] = dict(sorted(keys.items()))
     ini = src.get(paths["ini"], optional=True)
-    settings: dict[str, list[str]] = {}
+    settings: dict[str, list[str]] | None = {} if ini else None
     if ini:
         section = None
         for line in ini.splitlines():
@@ -187,13 +200,16 @@ def derive_grafana(src: Source, paths: dict[str, str]) -> dict:
                 settings[section].append(line.split("=", 1)[0].strip())
     return {"provisioning": {"datasources": dict(sorted(datasources.items())),
                              "dashboards": dict(sorted(dashboards.items()))},
-            "jsonData": json_data, "settings": {s: sorted(set(k)) for s, k in sorted(settings.items())},
+            "jsonData": json_data,
+            "settings": None if settings is None else {s: sorted(set(k)) for s, k in sorted(settings.items())},
             "notes": ["Grafana states no machine-readable schema for provisioning files: keys come from the "
                       "annotated examples of the provisioning page (`# <type>` comments give the types), "
                       "jsonData keys per data source type from the provisioning example of that data source's "
                       "page plus the page's 'JSON Data' table (rows for HTTP data sources and for that type). "
                       "A key that no upstream example or table shows is reported even if Grafana accepts it. "
-                      "Env: GF_<SECTION>_<KEY> for every [section] key of conf/defaults.ini."]}
+                      "Env: GF_<SECTION>_<KEY> for every [section] key of conf/defaults.ini. A data source "
+                      "type whose page was not read has jsonData null (not checked); settings null means "
+                      "conf/defaults.ini was not read and Grafana's env is not checked."]}
 
 
 def cmd_derive(args: argparse.Namespace) -> int:
@@ -207,11 +223,15 @@ def cmd_derive(args: argparse.Namespace) -> int:
         print("--source-root needs --commit (the upstream commit those files are from)", file=sys.stderr)
         return 2
     src = Source(repo, ref, args.git_dir, args.source_root, args.commit)
+    for item in args.source_commit or []:
+        path, _, sha = item.partition("=")
+        src.commit_of[path] = sha
     body = derive_tool(tool, src)
     command = (f"scripts/upstream_keys.py derive {tool} --version {args.version}"
                + (f" --ref {args.ref}" if args.ref else "")
                + (" --git-dir <git dir of " + repo + ">" if args.git_dir else
-                  f" --source-root <checkout of {repo} at {src.commit}> --commit {src.commit}"))
+                  f" --source-root <checkout of {repo} at {src.commit}> --commit {src.commit}"
+                  + "".join(f" --source-commit {p}={c}" for p, c in src.commit_of.items())))
     out = {
         "tool": tool,
         "version": args.version,
@@ -226,6 +246,8 @@ def cmd_derive(args: argparse.Namespace) -> int:
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     n = len(body.get("keys") or {}) or sum(len(v) for v in body.get("provisioning", {}).values())
+    if tool == "grafana":
+        body.setdefault("flags", {})
     print(f"wrote {dest.relative_to(ROOT) if dest.is_relative_to(ROOT) else dest}: {n} key paths, "
           f"{len(body.get('flags') or body.get('settings') or {})} flags/settings sections, from {repo}@{ref} ({src.commit})")
     return 0
@@ -241,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--git-dir", type=Path, help="a git directory holding the tag (read with git show)")
     d.add_argument("--source-root", type=Path, help="a plain checkout at the tag")
     d.add_argument("--commit", help="with --source-root: the commit the files are from")
+    d.add_argument("--source-commit", action="append", metavar="PATH=SHA",
+                   help="with --source-root: a file that comes from another commit than --commit")
     d.add_argument("--provenance", help="free text: how the sources were obtained (recorded)")
     d.add_argument("--date", help="the derived_on date to record (default today)")
     d.add_argument("--out-dir", type=Path)
