@@ -4,7 +4,7 @@ OUT ?= rendered/$(STACK)
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: up test test-unit render bench reference tools venv preview
+.PHONY: up test test-unit render check-keys bench reference tools venv preview
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-test.txt
@@ -31,6 +31,12 @@ test-unit: venv
 ## every rendered config (and Kubernetes manifests) of a stack, offline: make render STACK=prod
 render: venv
 	$(PY) scripts/render.py --stack $(STACK) --out $(OUT)
+
+## every Loki/Tempo/Mimir/Pyroscope config, Grafana provisioning file, flag and env of a render
+## against upstream's reference for the pinned version: make render STACK=prod && make check-keys DIR=rendered/prod
+DIR ?= $(OUT)
+check-keys: venv
+	$(PY) -m keycheck.check $(DIR)
 
 ## deploy a stack: make up STACK=dev
 up: venv

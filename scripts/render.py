@@ -20,6 +20,21 @@ from components.render import render_all  # noqa: E402
 from config import ConfigError, settings_from_stack_file  # noqa: E402
 
 
+def docker_workloads_file(stack_file: Path, stack: str) -> dict[str, str]:
+    import json
+
+    import yaml
+
+    from components.mockrun import run_program
+    from keycheck.workloads import WORKLOADS_FILE, docker_workloads
+
+    doc = yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}
+    run = run_program(stack, doc.get("config") or {})
+    if run.error:
+        raise RuntimeError(f"the program failed under mocks: {run.error}")
+    return {WORKLOADS_FILE: json.dumps(docker_workloads(run.resources), indent=1) + "\n"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev")
@@ -43,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         from components.targets.manifests import declared_manifests
 
         files.update(declared_manifests(stack_file, args.stack))
+    else:
+        # Docker stacks have no manifests: how each container is started (image, args, env)
+        # goes to workloads.json for `make check-keys` (keycheck/workloads.py).
+        files.update(docker_workloads_file(stack_file, args.stack))
     for rel, text in files.items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
