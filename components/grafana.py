@@ -2,7 +2,7 @@
 
 Upstream reference: Grafana provisioning (https://grafana.com/docs/grafana/latest/administration/
 provisioning/), the datasource docs for Tempo (`tracesToLogsV2`, `tracesToMetrics`,
-`tracesToProfiles`, `serviceMap`, `nodeGraph`, `lokiSearch`), Loki (`derivedFields`) and
+`tracesToProfiles`, `serviceMap`, `nodeGraph`), Loki (`derivedFields`) and
 Prometheus (`exemplarTraceIdDestinations`), and the Docker image docs (`GF_<SECTION>_<KEY>`
 environment, `__FILE` suffix for secrets; the image's Dockerfile: uid 472, gid 0, curl present,
 `GF_PATHS_DATA=/var/lib/grafana`).
@@ -43,6 +43,14 @@ ADMIN_PASSWORD_PATH = "/etc/grafana/secrets/admin_password"
 EXEMPLAR_LABELS = ("trace_id", "traceID")
 # Matches `trace_id=abc`, `"trace_id": "abc"` (logfmt and the seed's JSON logs).
 TRACE_ID_REGEX = r'trace_id"?\s*[:=]\s*"?(\w+)'
+# "Logs for this span": every log line of the trace, however it reached Loki. Logs sent over
+# OTLP keep `trace_id` as structured metadata (Loki 3 OTLP ingest), not in the line, so the
+# built-in `filterByTraceID` line filter (`|= "<id>"`) never matches them; the log agent also
+# ships the id as an attribute (structured metadata), and its lines carry no service name (Loki
+# labels them `service_name="unknown_service"`), so the selector must not require the span's
+# service either. A label filter on `trace_id` over every stream finds both (`$$`: a literal `$`
+# after Grafana's env interpolation of provisioning files).
+TRACE_LOGS_QUERY = '{service_name=~".+"} | trace_id="$${__trace.traceId}"'
 # Where a profile link from a span lands (Pyroscope's CPU profile type).
 PROFILE_TYPE = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 
@@ -63,13 +71,11 @@ def _tempo_links(links: Links) -> dict:
             "datasourceUid": "loki",
             "spanStartTimeShift": "-5m",
             "spanEndTimeShift": "5m",
-            "filterByTraceID": True,
-            "filterBySpanID": False,
-            "customQuery": False,
-            # Loki's OTLP ingest turns the resource attribute service.name into this label.
-            "tags": [{"key": "service.name", "value": "service_name"}],
+            "customQuery": True,
+            "query": TRACE_LOGS_QUERY,
         }
-        data["lokiSearch"] = {"datasourceUid": "loki"}
+        # No `lokiSearch`: Grafana 11 removed the Tempo datasource's Loki search tab
+        # (grafana/grafana #84346); `make check-keys` reports it as unknown.
     if metrics:
         data["tracesToMetrics"] = {
             "datasourceUid": metrics,

@@ -29,6 +29,10 @@ GRPC_PORT = 9095
 UID = GID = 10001
 DATA_DIR = "/loki"
 CONFIG_PATH = "/etc/loki/loki.yaml"
+# The ruler lists this directory on every sync. The image creates `/loki/rules`, but a fresh
+# Kubernetes claim mounted at /loki hides it ("unable to list rules"); a scratch directory
+# exists on both targets. The stack provisions no Loki rules, so nothing needs persisting.
+RULES_DIR = "/etc/loki/rules"
 # OTLP logs ingest; the collector's otlphttp exporter appends `/v1/logs`.
 OTLP_PATH = "/otlp"
 # The first day the v13/TSDB schema applies. NEVER change it after the first deploy: Loki reads
@@ -57,7 +61,7 @@ def config(settings: Settings) -> dict:
             "path_prefix": DATA_DIR,
             "storage": {"filesystem": {
                 "chunks_directory": f"{DATA_DIR}/chunks",
-                "rules_directory": f"{DATA_DIR}/rules",
+                "rules_directory": RULES_DIR,
             }},
             # A single instance: no replication, and a ring that needs no memberlist/consul.
             "replication_factor": 1,
@@ -105,7 +109,7 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
         # Distroless since 3.6 (busybox removed): no client inside the image.
         health=HealthCheck.http("/ready", HTTP_PORT, client=None),
         config_files=(ConfigFile(CONFIG_PATH, files["loki/loki.yaml"]),),
-        scratch=("/tmp",),
+        scratch=("/tmp", RULES_DIR),
     ),)
 
 

@@ -27,6 +27,7 @@ HTTP_PORT = 4040
 UID = GID = 10001
 DATA_DIR = "/data"
 CONFIG_PATH = "/etc/pyroscope/config.yaml"
+IMAGE_VOLUMES = ("/data-compactor", "/data-metastore")
 
 
 def serves(service: str) -> dict[str, Endpoint]:
@@ -38,6 +39,8 @@ def config(settings: Settings) -> dict:
     return {
         "server": {"http_listen_port": HTTP_PORT},
         "storage": {"backend": "filesystem", "filesystem": {"dir": f"{DATA_DIR}/shared"}},
+        # Default `./data-compactor`: relative to `/`, on the read-only root (compaction failed).
+        "compactor": {"data_dir": f"{DATA_DIR}/compactor"},
         "pyroscopedb": {"data_path": DATA_DIR, "min_free_disk_gb": 1, "min_disk_available_percentage": 0.05},
         "limits": {"compactor_blocks_retention_period": go_duration(settings.retention.profiles)},
         "self_profiling": {"disable_push": True},
@@ -60,7 +63,10 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
         # Distroless image: no shell, no HTTP client, so no in-container Docker healthcheck.
         health=HealthCheck.http("/ready", HTTP_PORT, client=None),
         config_files=(ConfigFile(CONFIG_PATH, files["pyroscope/config.yaml"]),),
-        scratch=("/tmp",),
+        # The image declares `VOLUME /data-compactor /data-metastore` (cmd/pyroscope/Dockerfile at
+        # v1.16.0); covering them keeps Docker from creating an anonymous volume for each. Unused:
+        # the compactor works under /data (above), the metastore is v2 storage only.
+        scratch=("/tmp",) + IMAGE_VOLUMES,
     ),)
 
 

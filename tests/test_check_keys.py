@@ -25,17 +25,10 @@ from keycheck.workloads import WORKLOADS_FILE, docker_workloads
 from tests.harness import ROOT, run_program
 from tests.scenarios import scenarios, settings_for
 
-# Findings the check reports on today's renders, each with its upstream evidence. They are real:
-# the fix belongs in components/ (owned by the refactor in issue 11), and this list must shrink to
-# empty then (the test fails if a listed finding is no longer reported).
-KNOWN_FINDINGS = {
-    # Grafana removed the Tempo data source's Loki search tab in Grafana 11 (grafana/grafana
-    # PR #84346, "Tempo: Remove Loki tab", breaking-change notice); `lokiSearch` is no longer in
-    # the Tempo provisioning example (docs/sources/datasources/tempo/configure-tempo-data-source/
-    # provision.md). Grafana stores unknown jsonData silently, so this is dead config, not a crash.
-    "grafana/provisioning/datasources/datasources.yaml: datasources[3].jsonData.lokiSearch: "
-    "unknown key in Grafana 12.3.1 tempo jsonData (did you mean search?)",
-}
+# Findings the check is known to report on today's renders, each with its upstream evidence (empty:
+# Grafana's removed `lokiSearch` was the last, dropped in issue 11). A listed finding that is no
+# longer reported fails the test.
+KNOWN_FINDINGS: set[str] = set()
 
 
 def render_scenario(name: str, out: Path) -> Path:
