@@ -19,15 +19,14 @@ from typing import Any, Iterable, Optional
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from config.durations import parse_duration
-from config.model import Settings, TeamReceiver
+from config.model import Components, Settings, TeamReceiver
 from config.presets import PRESETS
 
 NAMESPACE = "observability"
-# Jobs the stack scrapes itself; team scrape jobs may not take these names.
-RESERVED_JOBS = frozenset(
-    ["prometheus", "alertmanager", "grafana", "loki", "tempo", "mimir", "pyroscope", "collector",
-     "kubernetes-pods"]
-)
+# Jobs the stack scrapes itself, which team scrape jobs may not take: one per tool (the tools are
+# the `components.<tool>` blocks of the model; tests/test_architecture.py keeps those equal to
+# components/registry.py) plus Prometheus' pod discovery job.
+RESERVED_JOBS = frozenset(Components.model_fields) | {"kubernetes-pods"}
 # pydantic names the branches of `Team.receiver` (a name or an object) in error locations.
 _UNION_TAGS = (("str",), ("constrained-str",), ("TeamReceiver",))
 _CREDENTIAL_KEYS = frozenset(["apiUrl", "routingKey", "authPassword", "adminPassword"])
