@@ -51,4 +51,4 @@ bench: venv
 
 ## regenerate the configuration reference in README.md from the pydantic schema
 reference: venv
-	$(PY) -m config.reference --write README.md
+	$(PY) -m observability_stack.config.reference --write README.md

@@ -2,9 +2,9 @@
 
 import pulumi
 
-from components.stack import ObservabilityStack
-from config import ConfigError, load_settings
-from config.stack_config import read
+from observability_stack.components.stack import ObservabilityStack
+from observability_stack.config import ConfigError, load_settings
+from observability_stack.config.stack_config import read
 
 try:
     raw, secret_keys = read(pulumi.Config("observability"))

@@ -29,7 +29,7 @@ EVALUATE = """
 import json, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, {root!r})
-from components.mockrun import run_program, stack_file_config
+from tooling.mockrun import run_program, stack_file_config
 config = stack_file_config({stack!r}) if {config!r} is None else json.load(open({config!r}))
 run = run_program({stack!r}, config)
 assert run.error is None, run.error
@@ -39,7 +39,7 @@ print(json.dumps({{"seconds": time.perf_counter() - t0, "resources": len(run.res
 RECORD = """
 import json, sys
 sys.path.insert(0, {root!r})
-from components.mockrun import run_program, stack_file_config
+from tooling.mockrun import run_program, stack_file_config
 run = run_program({stack!r}, stack_file_config({stack!r}))
 modules = sorted(m for m in sys.modules if m.split(".")[0] in ("pulumi_kubernetes", "pulumi_docker", "pulumi_random"))
 json.dump({{"modules": modules, "resources": [{{"type": r.type, "name": r.name, "urn": r.urn, "parent": r.parent,
@@ -93,7 +93,7 @@ def median_seconds(code: str, runs: int) -> tuple[float, dict]:
 
 
 def teams_config(count: int) -> dict:
-    from components.mockrun import stack_file_config
+    from tooling.mockrun import stack_file_config
 
     config = dict(stack_file_config("prod"))
     config["observability:teams"] = [
@@ -114,10 +114,10 @@ def teams_config(count: int) -> dict:
 
 
 def rendered_sizes(config: dict, stack: str) -> tuple[int, int]:
-    from components.mockrun import engine_config
-    from components.render import render_all
-    from config import load_settings
-    from config.loader import parse_raw
+    from tooling.mockrun import engine_config
+    from observability_stack.components.render import render_all
+    from observability_stack.config import load_settings
+    from observability_stack.config.loader import parse_raw
 
     values, secret = engine_config(config)
     raw = {k.split(":", 1)[1]: parse_raw(v) for k, v in values.items() if k.startswith("observability:")}
@@ -128,9 +128,9 @@ def rendered_sizes(config: dict, stack: str) -> tuple[int, int]:
 
 def footprint(stack: str) -> list[tuple]:
     """Per deployed workload (the collector's per-node agent included): requests, limits, volume."""
-    from components.registry import NAMES
-    from components.render import workloads_of
-    from config import settings_from_stack_file
+    from observability_stack.components.registry import NAMES
+    from observability_stack.components.render import workloads_of
+    from observability_stack.config import settings_from_stack_file
 
     settings = settings_from_stack_file(str(ROOT / f"Pulumi.{stack}.yaml"), stack)
     rows = []

@@ -31,7 +31,7 @@ from .wiring import Links
 from .workload import (
     ConfigFile, Endpoint, HealthCheck, Port, SecretFile, Workload, flags, to_yaml, tool_workload,
 )
-from config.model import Receiver, Settings
+from ..config.model import Receiver, Settings
 
 TOOL = "alertmanager"
 HTTP_PORT = 9093

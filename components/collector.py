@@ -32,8 +32,8 @@ from .wiring import Links
 from .workload import (
     ConfigFile, Endpoint, HealthCheck, HostLogs, Port, Workload, to_yaml, tool_workload,
 )
-from config.durations import parse_duration
-from config.model import Settings
+from ..config.durations import parse_duration
+from ..config.model import Settings
 
 TOOL = "collector"
 AGENT = f"{TOOL}-logs"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from config.model import Settings
+from ..config.model import Settings
 
 SCHEMA_VERSION = 39
 

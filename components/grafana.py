@@ -25,7 +25,7 @@ from .wiring import Links
 from .workload import (
     ConfigFile, Endpoint, HealthCheck, Port, SecretFile, Workload, to_yaml, tool_workload,
 )
-from config.model import Settings
+from ..config.model import Settings
 
 TOOL = "grafana"
 HTTP_PORT = 3000

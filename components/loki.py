@@ -20,8 +20,8 @@ from .base import ToolComponent
 from .platform import Platform
 from .wiring import Links
 from .workload import ConfigFile, Endpoint, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
-from config.durations import go_duration
-from config.model import Settings
+from ..config.durations import go_duration
+from ..config.model import Settings
 
 TOOL = "loki"
 HTTP_PORT = 3100

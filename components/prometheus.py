@@ -22,8 +22,8 @@ from .base import ToolComponent
 from .platform import Platform
 from .wiring import Links
 from .workload import ConfigFile, Endpoint, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
-from config.durations import parse_bytes
-from config.model import Settings
+from ..config.durations import parse_bytes
+from ..config.model import Settings
 
 TOOL = "prometheus"
 HTTP_PORT = 9090

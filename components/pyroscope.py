@@ -19,8 +19,8 @@ from .base import ToolComponent
 from .platform import Platform
 from .wiring import Links
 from .workload import ConfigFile, Endpoint, HealthCheck, Port, Workload, to_yaml, tool_workload
-from config.durations import go_duration
-from config.model import Settings
+from ..config.durations import go_duration
+from ..config.model import Settings
 
 TOOL = "pyroscope"
 HTTP_PORT = 4040

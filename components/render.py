@@ -14,7 +14,7 @@ from .platform import Platform
 from .registry import BY_NAME, TOOLS
 from .wiring import Links, Names, resolve
 from .workload import Workload, image
-from config.model import Settings
+from ..config.model import Settings
 
 
 def links_for(settings: Settings, names: Names = Names()) -> Links:

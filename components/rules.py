@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from config.model import Settings, Team
+from ..config.model import Settings, Team
 
 # The seed's application metrics (an instrumented app exposes these; see the seed's guide).
 REQUESTS = "http_requests_total"

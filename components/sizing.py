@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from config.durations import format_gibibytes, parse_duration
-from config.model import Settings
+from ..config.durations import format_gibibytes, parse_duration
+from ..config.model import Settings
 
 HEADROOM = 1.3
 BYTES_PER_SAMPLE = 2

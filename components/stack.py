@@ -24,7 +24,7 @@ from .base import Backend, StackFlags, ToolComponent
 from .registry import TOOLS
 from .secrets import secret_output
 from .wiring import Names
-from config.model import Settings
+from ..config.model import Settings
 
 DEFAULT_NAME = "observability"
 # A generated Grafana admin password: 24 characters of [A-Za-z0-9] (~143 bits).

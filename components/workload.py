@@ -19,8 +19,8 @@ from typing import Any, Optional
 
 import yaml
 
-from config.durations import parse_bytes, parse_cpu
-from config.model import Component
+from ..config.durations import parse_bytes, parse_cpu
+from ..config.model import Component
 
 _VERSIONS = json.loads((Path(__file__).parent / "versions.json").read_text())
 

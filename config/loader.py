@@ -18,9 +18,9 @@ from typing import Any, Iterable, Optional
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from config.durations import parse_duration
-from config.model import Components, Settings, TeamReceiver
-from config.presets import PRESETS
+from .durations import parse_duration
+from .model import LAYERED, Components, Settings, TeamReceiver
+from .presets import PRESETS
 
 NAMESPACE = "observability"
 # Jobs the stack scrapes itself, which team scrape jobs may not take: one per tool (the tools are
@@ -81,7 +81,38 @@ def deep_merge(base: Any, override: Any) -> Any:
 
 
 def _defaults() -> dict:
-    return Settings().model_dump(by_alias=True, exclude={"stack"}, mode="python")
+    return Settings.built_in_defaults().model_dump(by_alias=True, exclude={"stack"}, mode="python")
+
+
+def aliased(model: Any, data: Any) -> Any:
+    """`data` with every snake_case field name of `model` (and its nested models) written as the
+    stack-config key (camelCase), so Python callers may use either spelling."""
+    if isinstance(data, list):
+        return [aliased(model, item) for item in data]
+    if not isinstance(data, dict) or model is None:
+        return data
+    fields = {}
+    for name, field in model.model_fields.items():
+        fields[name] = fields[field.alias or name] = (field.alias or name, _model_in(field.annotation))
+    out = {}
+    for key, value in data.items():
+        alias, inner = fields.get(key, (key, None))
+        out[alias] = aliased(inner, value)
+    return out
+
+
+def layered(data: dict) -> dict:
+    """defaults < preset < `data` (a `Settings(...)` call's keywords), as `load_settings` merges
+    stack config; `stack` defaults to the environment."""
+    data = aliased(Settings, dict(data))
+    stack = data.pop("stack", None)
+    environment = data.get("environment", stack or "dev")
+    if environment not in PRESETS:
+        raise ConfigError([f"observability:environment: {show(environment)} is not a preset "
+                           f"(use one of: {', '.join(PRESETS)})"])
+    merged = deep_merge(deep_merge(_defaults(), PRESETS[environment]), data)
+    merged.update(environment=environment, stack=stack or environment)
+    return merged
 
 
 def _is_credential(loc: tuple) -> bool:
@@ -192,7 +223,7 @@ def _lookup(data: Any, loc: Iterable[Any]) -> Any:
     return data
 
 
-def _cross_field(s: Settings) -> list[str]:
+def cross_field_problems(s: Settings) -> list[str]:
     problems: list[str] = []
     names: dict[str, int] = {}
     for i, receiver in enumerate(s.alerting.receivers):
@@ -298,7 +329,7 @@ def load_settings(
     `secret_keys` lists the config keys Pulumi holds encrypted (`pulumi config set --secret`);
     when given, a credential under any other key is refused as plaintext.
     """
-    raw = {key: parse_raw(value) for key, value in raw.items()}
+    raw = aliased(Settings, {key: parse_raw(value) for key, value in raw.items()})
     problems: list[str] = []
     environment = raw.get("environment", stack)
     if environment not in PRESETS:
@@ -308,10 +339,10 @@ def load_settings(
     merged = deep_merge(deep_merge(_defaults(), PRESETS[environment]), raw)
     merged["environment"] = environment
     try:
-        settings = Settings.model_validate({**merged, "stack": stack})
+        settings = Settings.model_validate({**merged, "stack": stack}, context=LAYERED)
     except ValidationError as err:
         raise ConfigError(_format_pydantic(err, merged)) from None
-    problems.extend(_cross_field(settings))
+    problems.extend(cross_field_problems(settings))
     if secret_keys is not None:
         secret = {k.split(":", 1)[-1] for k in secret_keys}
         for loc in credential_paths(settings):

@@ -3,7 +3,7 @@
 Field names are snake_case in Python and camelCase in stack config (`keepErrors`, `apiUrl`).
 Every model forbids unknown keys, so a typo is an error rather than a silently ignored setting.
 The configuration reference in the README is generated from this module
-(`python -m config.reference`); a test fails when it is stale.
+(`make reference`); a test fails when it is stale.
 
 Defaults here are the built-in layer; `config.presets` overrides them per environment and the
 stack's own config overrides both (see `config.loader`).
@@ -21,10 +21,12 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
+    ValidationInfo,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
-from config.durations import parse_bytes, parse_cpu, parse_duration
+from .durations import parse_bytes, parse_cpu, parse_duration
 
 
 def _check(parser):
@@ -54,6 +56,15 @@ def _pinned(tag: Optional[str]) -> Optional[str]:
     if tag is not None and not _NOT_LATEST.match(tag):
         raise ValueError(f'"{tag}" is not a pinned image tag (use an exact version such as v3.8.1, never latest)')
     return tag
+
+
+# Validation context of an already merged document (the loader): skip re-merging and leave the
+# cross-field rules to the loader, which reports them together with everything else.
+LAYERED = {"layered": True}
+
+
+def _layered(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("layered"))
 
 
 class Model(BaseModel):
@@ -326,6 +337,46 @@ class Settings(Model):
         False, description="Protect and retain data volumes (preset: prod true)."
     )
     stack: str = Field("dev", exclude=True, description="The Pulumi stack name (not a config key).")
+
+    # -- built in Python: the same layers, rules and messages as stack config ---------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_layers(cls, data, info: ValidationInfo):
+        """`Settings(environment="prod", ...)` merges defaults < the environment's preset < the
+        given values, exactly as stack config is merged (config/loader.py owns the rules)."""
+        if _layered(info) or not isinstance(data, dict):
+            return data
+        from .loader import layered
+
+        return layered(data)
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self, info: ValidationInfo):
+        # ConfigError is not a ValueError: pydantic lets it through unwrapped, one line per problem.
+        if _layered(info):
+            return self
+        from .loader import ConfigError, cross_field_problems
+
+        problems = cross_field_problems(self)
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+    @classmethod
+    def for_environment(cls, environment: str, *, stack: Optional[str] = None, **overrides) -> "Settings":
+        """Settings for another Pulumi program: the `environment`'s preset, then `overrides`
+        (snake_case or camelCase keys, nested dicts merge key by key as in stack config), then
+        every cross-field rule. Bad values raise `config.ConfigError` with the same one-line
+        messages `pulumi up` prints for stack config."""
+        from .loader import load_settings
+
+        return load_settings({**overrides, "environment": environment}, stack=stack or environment)
+
+    @classmethod
+    def built_in_defaults(cls) -> "Settings":
+        """The bottom layer alone (no preset, no rules): what `config.reference` documents."""
+        return cls.model_validate({}, context=LAYERED)
 
     # -- derived views used by render functions and components --------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from config.loader import NAMESPACE, known_keys
+from .loader import NAMESPACE, known_keys
 
 
 def read(cfg: pulumi.Config) -> tuple[dict[str, str], list[str]]:

@@ -16,8 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from components.render import render_all  # noqa: E402
-from config import ConfigError, settings_from_stack_file  # noqa: E402
+from observability_stack.components.render import render_all  # noqa: E402
+from observability_stack.config import ConfigError, settings_from_stack_file  # noqa: E402
 
 
 def docker_workloads_file(stack_file: Path, stack: str) -> dict[str, str]:
@@ -25,7 +25,7 @@ def docker_workloads_file(stack_file: Path, stack: str) -> dict[str, str]:
 
     import yaml
 
-    from components.mockrun import run_program
+    from tooling.mockrun import run_program
     from keycheck.workloads import WORKLOADS_FILE, docker_workloads
 
     doc = yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out)
     files = render_all(settings)
     if settings.target == "kubernetes":
-        from components.targets.manifests import declared_manifests
+        from tooling.manifests import declared_manifests
 
         files.update(declared_manifests(stack_file, args.stack))
     else:

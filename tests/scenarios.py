@@ -6,9 +6,9 @@ when run (components/mockrun.engine_config), exactly as the engine would hand th
 
 from __future__ import annotations
 
-from config import Settings, load_settings
-from components.mockrun import engine_config, stack_file_config
-from config.loader import NAMESPACE, parse_raw
+from observability_stack.config import Settings, load_settings
+from tooling.mockrun import engine_config, stack_file_config
+from observability_stack.config.loader import NAMESPACE, parse_raw
 
 NS = NAMESPACE + ":"
 SECURE = {"secure": "v1:test"}

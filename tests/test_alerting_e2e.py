@@ -35,12 +35,12 @@ from typing import Optional
 
 import pytest
 
-from components import alertmanager, prometheus, sizing
-from components.render import render_all, render_tool, workloads_of
-from config import Settings, load_settings
-from config.durations import parse_duration
-from components.mockrun import engine_config
-from config.loader import parse_raw
+from observability_stack.components import alertmanager, prometheus, sizing
+from observability_stack.components.render import render_all, render_tool, workloads_of
+from observability_stack.config import Settings, load_settings
+from observability_stack.config.durations import parse_duration
+from tooling.mockrun import engine_config
+from observability_stack.config.loader import parse_raw
 from tests import tools
 from tests.e2e import localize
 from tests.e2e.exporter import Exporter, app_metrics, payments_metrics, stub_metrics

@@ -9,9 +9,9 @@ import pulumi
 import pytest
 import yaml
 
-from components.render import render_tool, workloads_of
-from components import alertmanager
-from components.workload import HealthCheck
+from observability_stack.components.render import render_tool, workloads_of
+from observability_stack.components import alertmanager
+from observability_stack.components.workload import HealthCheck
 from tests.tools import SCENARIOS, SECRET, amtool, run, settings  # noqa: F401 (fixture)
 
 

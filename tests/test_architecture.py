@@ -6,8 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from components import registry
-from config.model import Components
+from observability_stack.components import registry
+from observability_stack.config.model import Components
 
 COMPONENTS = Path(registry.__file__).resolve().parent
 TOOL_MODULES = {tool.name: Path(tool.module.__file__).resolve() for tool in registry.TOOLS}

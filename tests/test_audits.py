@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from components.render import render_all
+from observability_stack.components.render import render_all
 from tests.harness import SECRET_PREFIX, plaintext_strings, run_program
 from tests.scenarios import NS, scenarios, settings_for
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.render import render_all
-from components.targets.manifests import manifests_of
+from observability_stack.components.render import render_all
+from tooling.manifests import manifests_of
 from keycheck import derive
 from keycheck.check import REFERENCE_DIR, VERSIONS, InputError, check_dir, main as check_main
 from keycheck.workloads import WORKLOADS_FILE, docker_workloads

@@ -3,10 +3,10 @@
 import pytest
 from pydantic import SecretStr
 
-from config import ConfigError, load_settings, settings_from_stack_file
-from config.durations import go_duration, parse_bytes, parse_duration
-from config.loader import deep_merge, stack_config_values
-from config.presets import PRESETS
+from observability_stack.config import ConfigError, Settings, load_settings, settings_from_stack_file
+from observability_stack.config.durations import go_duration, parse_bytes, parse_duration
+from observability_stack.config.loader import deep_merge, stack_config_values
+from observability_stack.config.presets import PRESETS
 from tests.harness import ROOT
 
 PROD_ALERTING = {
@@ -81,9 +81,9 @@ def test_objects_merge_key_by_key():
 
 
 def test_stack_config_beats_preset_beats_defaults():
-    from config.model import Settings
+    from observability_stack.config.model import Settings
 
-    assert Settings().components.prometheus.resources.limits.memory == "1Gi"  # built-in default
+    assert Settings.built_in_defaults().components.prometheus.resources.limits.memory == "1Gi"  # built-in default
     dev = load_settings({"environment": "dev"}, stack="x").components.prometheus.resources
     assert (dev.limits.memory, dev.limits.cpu) == ("640Mi", "1")  # dev preset over the default
     p = prod()
@@ -238,3 +238,46 @@ def test_secure_leaves_become_placeholders_and_mark_their_key():
                                        "observability:target": "docker", "other:key": 1})
     assert raw == {"grafana": {"adminPassword": "secret-placeholder-1"}, "target": "docker"}
     assert secret == ["grafana"]
+
+
+# --- settings built in Python (another program using the stack as a library) -------------------
+
+
+def test_settings_built_in_python_get_the_preset_and_the_rules():
+    from observability_stack.config import ConfigError
+
+    # Before issue 11, `Settings(environment="prod")` was accepted: no routes, unprotected volumes.
+    with pytest.raises(ConfigError) as err:
+        Settings(environment="prod")
+    assert "observability:alerting.routes.critical: is required in prod" in str(err.value)
+    with pytest.raises(ConfigError, match="alerting.routes.critical: is required in prod"):
+        Settings.for_environment("prod")
+
+
+def test_for_environment_merges_like_stack_config_in_either_spelling():
+    receivers = [{"name": "pager", "pagerduty": {"routing_key": "k"}},
+                 {"name": "chat", "slack": {"apiUrl": "https://hooks.example.com/x"}}]
+    s = Settings.for_environment(
+        "prod", stack="platform-prod",
+        alerting={"receivers": receivers, "routes": {"critical": "pager", "warning": "chat"}},
+        retention={"logs": "90d"}, protect_data=True,
+        kubernetes={"namespace": "obs-platform"},
+    )
+    assert (s.environment, s.stack, s.target) == ("prod", "platform-prod", "kubernetes")
+    # The preset's other retentions stay (objects merge key by key).
+    assert (s.retention.logs, s.retention.metrics, s.retention.traces) == ("90d", "30d", "14d")
+    assert s.protect_data is True and s.sampling.traces == 0.05
+    assert s.alerting.receivers[0].pagerduty.routing_key.get_secret_value() == "k"
+    assert Settings(**{"environment": "dev"}).target == "docker"
+
+
+def test_for_environment_reports_bad_values_one_line_each():
+    from observability_stack.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        Settings.for_environment("dev", retention={"logs": "30x"}, sampling={"traces": 2})
+    lines = str(err.value).splitlines()
+    assert any(line.startswith('observability:retention.logs: "30x" is not a duration') for line in lines)
+    assert any(line.startswith("observability:sampling.traces:") for line in lines)
+    with pytest.raises(ConfigError, match='observability:environment: "staging" is not a preset'):
+        Settings.for_environment("staging")

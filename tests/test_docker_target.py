@@ -21,16 +21,16 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import wait_for_rpcs
 
-from components import mockrun
-from components.registry import NAMES
-from components.render import chown_image, workloads_of as tool_workloads
-from components.base import StackFlags
-from components.targets.docker import DockerBackend
-from components.workload import (
+from tooling import mockrun
+from observability_stack.components.registry import NAMES
+from observability_stack.components.render import chown_image, workloads_of as tool_workloads
+from observability_stack.components.base import StackFlags
+from observability_stack.components.targets.docker import DockerBackend
+from observability_stack.components.workload import (
     ConfigFile, DataVolume, HealthCheck, HostLogs, Port, Resources, SecretFile, Workload,
 )
-from config import load_settings
-from config.loader import NAMESPACE, parse_raw
+from observability_stack.config import load_settings
+from observability_stack.config.loader import NAMESPACE, parse_raw
 from tests.harness import SECRET_PREFIX, plaintext_strings, run_program, stack_file_config
 
 NS = NAMESPACE + ":"

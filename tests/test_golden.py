@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from components.render import render_all
+from observability_stack.components.render import render_all
 from tests.scenarios import scenarios, settings_for
 
 GOLDEN = Path(__file__).parent / "golden"

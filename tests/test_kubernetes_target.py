@@ -14,9 +14,9 @@ from typing import Any, Optional
 
 import pytest
 
-from components.targets import kubernetes as k8s_target
-from components.targets.kubernetes import KubernetesBackend, TEMPLATE_IGNORED, selector_labels
-from components.workload import Workload
+from observability_stack.components.targets import kubernetes as k8s_target
+from observability_stack.components.targets.kubernetes import KubernetesBackend, TEMPLATE_IGNORED, selector_labels
+from observability_stack.components.workload import Workload
 from tests.harness import SECRET_PREFIX, Registered, Run, plaintext_strings, run_stack
 
 NS = "observability:"

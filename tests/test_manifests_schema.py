@@ -15,8 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.mockrun import ROOT
-from components.targets.manifests import SECRET_PLACEHOLDER, declared_manifests, manifests_of
+from tooling.mockrun import ROOT
+from tooling.manifests import SECRET_PLACEHOLDER, declared_manifests, manifests_of
 from tests.test_kubernetes_target import SCENARIOS, scenario
 
 KUBERNETES_VERSIONS = ("1.37", "1.35")

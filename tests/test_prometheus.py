@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.render import render_tool, workloads_of
-from components import prometheus, rules, sizing
-from components.workload import HealthCheck
-from config.durations import parse_bytes
+from observability_stack.components.render import render_tool, workloads_of
+from observability_stack.components import prometheus, rules, sizing
+from observability_stack.components.workload import HealthCheck
+from observability_stack.config.durations import parse_bytes
 from tests.tools import ALL_TOOLS, SCENARIOS, SECRET, promtool, run, settings  # noqa: F401 (fixture)
 
 
@@ -70,7 +70,7 @@ def test_minimal_stack_scrapes_only_what_runs():
 
 
 def test_no_alerting_without_alertmanager():
-    from config import load_settings
+    from observability_stack.config import load_settings
 
     s = load_settings({"components": {"alertmanager": {"enabled": False}}}, stack="dev")
     doc = yaml.safe_load(render_tool("prometheus", s)["prometheus/prometheus.yml"])
@@ -194,7 +194,7 @@ def test_retention_flags_follow_settings():
 
 
 def test_explicit_volume_size_drives_size_retention():
-    from config import load_settings
+    from observability_stack.config import load_settings
 
     s = load_settings({"components": {"prometheus": {"storage": {"size": "100Gi"}}}}, stack="dev")
     wl = workloads_of("prometheus", s)[0]

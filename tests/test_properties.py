@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from components import alertmanager
-from components.render import render_all
-from config import ConfigError, load_settings
-from components.workload import to_yaml
+from observability_stack.components import alertmanager
+from observability_stack.components.render import render_all
+from observability_stack.config import ConfigError, load_settings
+from observability_stack.components.workload import to_yaml
 from tests.tools import require
 
 pytestmark = pytest.mark.tools

@@ -1,6 +1,6 @@
 """The README's configuration reference is generated from the model and must not go stale."""
 
-from config.reference import BEGIN, END, reference
+from observability_stack.config.reference import BEGIN, END, reference
 from tests.harness import ROOT
 
 
@@ -12,7 +12,7 @@ def test_readme_reference_is_current():
 
 
 def test_reference_documents_every_top_level_key():
-    from config.loader import known_keys
+    from observability_stack.config.loader import known_keys
 
     ref = reference()
     for key in known_keys():

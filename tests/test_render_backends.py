@@ -20,10 +20,10 @@ from typing import Any, Iterator, Optional
 import pytest
 import yaml
 
-from components import collector, dashboards, grafana, loki, mimir, pyroscope, sizing, tempo
-from components.render import render_all, render_tool, workloads_of
-from components.workload import HealthCheck, SecretFile, pinned_versions
-from config import ConfigError, load_settings
+from observability_stack.components import collector, dashboards, grafana, loki, mimir, pyroscope, sizing, tempo
+from observability_stack.components.render import render_all, render_tool, workloads_of
+from observability_stack.components.workload import HealthCheck, SecretFile, pinned_versions
+from observability_stack.config import ConfigError, load_settings
 from tests import tools
 from tests.tools import ALL_TOOLS, SECRET, settings  # noqa: F401
 
@@ -253,7 +253,8 @@ def test_tempo_datasource_cross_links():
     assert data["tracesToProfiles"]["datasourceUid"] == "pyroscope"
     assert data["serviceMap"]["datasourceUid"] == "mimir"
     assert data["nodeGraph"] == {"enabled": True}
-    assert data["lokiSearch"]["datasourceUid"] == "loki"
+    assert "lokiSearch" not in data  # removed in Grafana 11 (grafana/grafana #84346)
+    assert data["tracesToLogsV2"]["customQuery"] is True
     assert {f["datasourceUid"] for f in by_uid["loki"]["jsonData"]["derivedFields"]} == {"tempo"}
     for uid in ("prometheus", "mimir"):
         assert {d["datasourceUid"] for d in by_uid[uid]["jsonData"]["exemplarTraceIdDestinations"]} == {"tempo"}

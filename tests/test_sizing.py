@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from components import sizing
-from config import load_settings
-from config.durations import parse_bytes, parse_duration
+from observability_stack.components import sizing
+from observability_stack.config import load_settings
+from observability_stack.config.durations import parse_bytes, parse_duration
 
 STATEFUL = ("prometheus", "alertmanager", "grafana", "loki", "tempo", "mimir", "pyroscope")
 

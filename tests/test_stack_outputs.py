@@ -1,7 +1,7 @@
 """What application stacks read by StackReference: URLs and the telemetry environment."""
 
-from components.stack import telemetry_env
-from config import load_settings
+from observability_stack.components.stack import telemetry_env
+from observability_stack.config import load_settings
 from tests.harness import run_stack
 
 NS = "observability:"

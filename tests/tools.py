@@ -110,7 +110,7 @@ def _receivers() -> list[dict]:
 
 def settings(name: str):
     """Settings for a named scenario, loaded the way the program loads stack config."""
-    from config import load_settings
+    from observability_stack.config import load_settings
 
     routes = {"critical": "pagerduty", "warning": "slack", "default": "email"}
     if name == "dev":

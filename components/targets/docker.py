@@ -34,7 +34,7 @@ import pulumi_docker as docker
 from ..base import Deployed, StackFlags
 from ..platform import DOCKER, Platform
 from ..workload import Workload
-from config.model import Docker
+from ...config.model import Docker
 
 LABEL_PREFIX = "observability"
 MANAGED_BY = "pulumi-observability"

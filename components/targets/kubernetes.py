@@ -58,7 +58,7 @@ import pulumi_kubernetes as k8s
 from ..base import Deployed, StackFlags
 from ..platform import Platform, kubernetes as kubernetes_platform
 from ..workload import Workload
-from config.model import Kubernetes
+from ...config.model import Kubernetes
 
 PART_OF = "observability"
 MANAGED_BY = "pulumi"

@@ -33,7 +33,7 @@ from typing import Mapping, Sequence
 
 import yaml
 
-from config.durations import parse_duration
+from observability_stack.config.durations import parse_duration
 
 SCALED_RULE_KEYS = ("for", "keep_firing_for")
 SCALED_ROUTE_KEYS = ("group_wait", "group_interval", "repeat_interval")

@@ -23,7 +23,7 @@ from typing import Any, Union
 
 import yaml
 
-from components.mockrun import SECRET_SIG, SIG_KEY, Registered, run_program
+from tooling.mockrun import SECRET_SIG, SIG_KEY, Registered, run_program
 
 SECRET_PLACEHOLDER = "<secret>"
 
