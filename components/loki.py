@@ -17,16 +17,14 @@ from __future__ import annotations
 
 
 from .base import ToolComponent
-from .platform import Platform
-from .wiring import Links
-from .workload import ConfigFile, Endpoint, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
+from .workload import Endpoint, SingleBinary
 from ..config.durations import go_duration
 from ..config.model import Settings
 
 TOOL = "loki"
 HTTP_PORT = 3100
 GRPC_PORT = 9095
-UID = GID = 10001
+UID = 10001  # gid too
 DATA_DIR = "/loki"
 CONFIG_PATH = "/etc/loki/loki.yaml"
 # The ruler lists this directory on every sync. The image creates `/loki/rules`, but a fresh
@@ -39,6 +37,11 @@ OTLP_PATH = "/otlp"
 # existing index tables by this date, so moving it hides (or misreads) every log stored before.
 # A future schema change is a *new* entry with a later `from`, appended below this one.
 SCHEMA_FROM = "2025-01-01"
+
+
+# Distroless since 3.6 (busybox removed): no client inside the image.
+BINARY = SingleBinary(TOOL, uid=UID, data_dir=DATA_DIR, config_path=CONFIG_PATH, rendered="loki/loki.yaml",
+                      http_port=HTTP_PORT, grpc_port=GRPC_PORT, scratch=("/tmp", RULES_DIR))
 
 
 def serves(service: str) -> dict[str, Endpoint]:
@@ -91,26 +94,8 @@ def config(settings: Settings) -> dict:
     }
 
 
-def render(settings: Settings, links: Links, platform: Platform) -> dict[str, str]:
-    return {"loki/loki.yaml": to_yaml(config(settings))}
-
-
-def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
-    files = render(settings, links, platform)
-    return (tool_workload(
-        settings, TOOL, service=links.service(TOOL), data_dir=DATA_DIR,
-        uid=UID,
-        gid=GID,
-        args=tuple(flags({"config.file": CONFIG_PATH}, prefix="-")),
-        ports=(
-            Port("http", HTTP_PORT, publish=True, ingest=True),
-            Port("grpc", GRPC_PORT),
-        ),
-        # Distroless since 3.6 (busybox removed): no client inside the image.
-        health=HealthCheck.http("/ready", HTTP_PORT, client=None),
-        config_files=(ConfigFile(CONFIG_PATH, files["loki/loki.yaml"]),),
-        scratch=("/tmp", RULES_DIR),
-    ),)
+# The registry's contract (components/registry.py): config files and workloads from `config`.
+render, workloads = BINARY.functions(lambda settings, links: config(settings))
 
 
 class Loki(ToolComponent):

@@ -19,22 +19,26 @@ from __future__ import annotations
 
 
 from .base import ToolComponent
-from .platform import Platform
-from .wiring import Links
-from .workload import ConfigFile, Endpoint, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
+from .workload import Endpoint, SingleBinary
 from ..config.durations import go_duration
 from ..config.model import Settings
 
 TOOL = "mimir"
 HTTP_PORT = 8080
 GRPC_PORT = 9095
-UID = GID = 10001
+UID = 10001  # gid too
 DATA_DIR = "/data"
 CONFIG_PATH = "/etc/mimir/mimir.yaml"
 # Prometheus-compatible query API prefix (Grafana's datasource URL).
 PROMETHEUS_PREFIX = "/prometheus"
 # Exemplars (trace ids on samples) are dropped unless a per-tenant budget is set; the default is 0.
 MAX_EXEMPLARS = 100_000
+
+
+# The image would run as root (no USER line): run as 10001 with /data owned by it. Distroless: no
+# shell or HTTP client in the image.
+BINARY = SingleBinary(TOOL, uid=UID, data_dir=DATA_DIR, config_path=CONFIG_PATH, rendered="mimir/mimir.yaml",
+                      http_port=HTTP_PORT, grpc_port=GRPC_PORT)
 
 
 def serves(service: str) -> dict[str, Endpoint]:
@@ -83,27 +87,8 @@ def config(settings: Settings) -> dict:
     }
 
 
-def render(settings: Settings, links: Links, platform: Platform) -> dict[str, str]:
-    return {"mimir/mimir.yaml": to_yaml(config(settings))}
-
-
-def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
-    files = render(settings, links, platform)
-    return (tool_workload(
-        settings, TOOL, service=links.service(TOOL), data_dir=DATA_DIR,
-        # The image would run as root (no USER line); run as 10001 with /data owned by it.
-        uid=UID,
-        gid=GID,
-        args=tuple(flags({"config.file": CONFIG_PATH}, prefix="-")),
-        ports=(
-            Port("http", HTTP_PORT, publish=True, ingest=True),
-            Port("grpc", GRPC_PORT),
-        ),
-        # Distroless: no shell or HTTP client in the image.
-        health=HealthCheck.http("/ready", HTTP_PORT, client=None),
-        config_files=(ConfigFile(CONFIG_PATH, files["mimir/mimir.yaml"]),),
-        scratch=("/tmp",),
-    ),)
+# The registry's contract (components/registry.py): config files and workloads from `config`.
+render, workloads = BINARY.functions(lambda settings, links: config(settings))
 
 
 class Mimir(ToolComponent):

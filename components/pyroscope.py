@@ -16,18 +16,24 @@ from __future__ import annotations
 
 
 from .base import ToolComponent
-from .platform import Platform
-from .wiring import Links
-from .workload import ConfigFile, Endpoint, HealthCheck, Port, Workload, to_yaml, tool_workload
+from .workload import Endpoint, SingleBinary
 from ..config.durations import go_duration
 from ..config.model import Settings
 
 TOOL = "pyroscope"
 HTTP_PORT = 4040
-UID = GID = 10001
+UID = 10001  # gid too
 DATA_DIR = "/data"
 CONFIG_PATH = "/etc/pyroscope/config.yaml"
 IMAGE_VOLUMES = ("/data-compactor", "/data-metastore")
+
+
+# Distroless image: no shell, no HTTP client, so no in-container Docker healthcheck. The image
+# declares `VOLUME /data-compactor /data-metastore` (cmd/pyroscope/Dockerfile at v1.16.0); covering
+# them keeps Docker from creating an anonymous volume for each. Unused: the compactor works under
+# /data (see config), the metastore is v2 storage only.
+BINARY = SingleBinary(TOOL, uid=UID, data_dir=DATA_DIR, config_path=CONFIG_PATH, rendered="pyroscope/config.yaml",
+                      http_port=HTTP_PORT, scratch=("/tmp",) + IMAGE_VOLUMES)
 
 
 def serves(service: str) -> dict[str, Endpoint]:
@@ -48,26 +54,8 @@ def config(settings: Settings) -> dict:
     }
 
 
-def render(settings: Settings, links: Links, platform: Platform) -> dict[str, str]:
-    return {"pyroscope/config.yaml": to_yaml(config(settings))}
-
-
-def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
-    files = render(settings, links, platform)
-    return (tool_workload(
-        settings, TOOL, service=links.service(TOOL), data_dir=DATA_DIR,
-        uid=UID,
-        gid=GID,
-        args=(f"-config.file={CONFIG_PATH}",),
-        ports=(Port("http", HTTP_PORT, publish=True, ingest=True),),
-        # Distroless image: no shell, no HTTP client, so no in-container Docker healthcheck.
-        health=HealthCheck.http("/ready", HTTP_PORT, client=None),
-        config_files=(ConfigFile(CONFIG_PATH, files["pyroscope/config.yaml"]),),
-        # The image declares `VOLUME /data-compactor /data-metastore` (cmd/pyroscope/Dockerfile at
-        # v1.16.0); covering them keeps Docker from creating an anonymous volume for each. Unused:
-        # the compactor works under /data (above), the metastore is v2 storage only.
-        scratch=("/tmp",) + IMAGE_VOLUMES,
-    ),)
+# The registry's contract (components/registry.py): config files and workloads from `config`.
+render, workloads = BINARY.functions(lambda settings, links: config(settings))
 
 
 class Pyroscope(ToolComponent):

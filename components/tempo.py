@@ -21,7 +21,7 @@ from __future__ import annotations
 from .base import ToolComponent
 from .platform import Platform
 from .wiring import Links
-from .workload import ConfigFile, Endpoint, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
+from .workload import Endpoint, Port, SingleBinary, Workload
 from ..config.durations import go_duration
 from ..config.model import Settings
 
@@ -30,9 +30,15 @@ HTTP_PORT = 3200
 GRPC_PORT = 9095
 OTLP_GRPC_PORT = 4317
 OTLP_HTTP_PORT = 4318
-UID = GID = 10001
+UID = 10001  # gid too
 DATA_DIR = "/var/tempo"
 CONFIG_PATH = "/etc/tempo/tempo.yaml"
+
+
+# 2.9's image is distroless:debug: busybox wget exists, but only at /busybox/wget. Apps push OTLP
+# to the OTLP ports (below), not to the HTTP port.
+BINARY = SingleBinary(TOOL, uid=UID, data_dir=DATA_DIR, config_path=CONFIG_PATH, rendered="tempo/tempo.yaml",
+                      http_port=HTTP_PORT, grpc_port=GRPC_PORT, ingest=False, client="/busybox/wget")
 
 
 def serves(service: str) -> dict[str, Endpoint]:
@@ -83,32 +89,18 @@ def config(settings: Settings, links: Links) -> dict:
 
 
 def render(settings: Settings, links: Links, platform: Platform) -> dict[str, str]:
-    return {"tempo/tempo.yaml": to_yaml(config(settings, links))}
-
+    return BINARY.render(config(settings, links))
 
 def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
-    files = render(settings, links, platform)
     # Applications send OTLP to the collector (tail sampling happens there); Tempo's OTLP ports
     # are published only when there is no collector and apps must reach Tempo directly.
     direct = links.gateway_otlp is None
-    return (tool_workload(
-        settings, TOOL, service=links.service(TOOL), data_dir=DATA_DIR,
-        uid=UID,
-        gid=GID,
-        args=tuple(flags({"config.file": CONFIG_PATH}, prefix="-")),
-        ports=(
-            Port("http", HTTP_PORT, publish=True),
-            Port("otlp-grpc", OTLP_GRPC_PORT, publish=direct, ingest=True),
-            Port("otlp-http", OTLP_HTTP_PORT, publish=direct, ingest=True),
-            Port("grpc", GRPC_PORT),
-        ),
-        # 2.9's image is distroless:debug: busybox wget exists, but only at /busybox/wget.
-        health=HealthCheck.http("/ready", HTTP_PORT, client="/busybox/wget"),
-        config_files=(ConfigFile(CONFIG_PATH, files["tempo/tempo.yaml"]),),
-        scratch=("/tmp",),
+    return BINARY.workloads(
+        settings, links, config(settings, links),
+        extra_ports=(Port("otlp-grpc", OTLP_GRPC_PORT, publish=direct, ingest=True),
+                     Port("otlp-http", OTLP_HTTP_PORT, publish=direct, ingest=True)),
         talks_to=(links.metrics_sink,) if links.metrics_sink else (),
-    ),)
-
+    )
 
 class Tempo(ToolComponent):
     TYPE = "observability:tempo:Tempo"

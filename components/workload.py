@@ -261,3 +261,54 @@ def tool_workload(settings: Any, tool: str, *, service: Optional[str] = None,
                           size_key=f"components.{tool}.storage.size")
     return Workload(name=service or tool, image=image(tool, component, settings.registry_mirror),
                     resources=Resources.of(component), data=data, **fields)
+
+
+@dataclass(frozen=True)
+class SingleBinary:
+    """The shape Loki, Tempo, Mimir and Pyroscope share (Grafana's dskit-based single binaries):
+    uid = gid, one YAML file given by `-config.file`, readiness at `/ready` on the HTTP port
+    (user-facing; `ingest` when apps push to it), optional extra ports, then the gRPC port, and
+    scratch paths (/tmp) on a read-only root. `client` is the image's HTTP client for the Docker
+    healthcheck (None: distroless, Prometheus' `up` watches it instead)."""
+
+    tool: str
+    uid: int
+    data_dir: str
+    config_path: str
+    rendered: str  # path of the config in `make render`'s output
+    http_port: int
+    grpc_port: Optional[int] = None
+    ingest: bool = True
+    client: Optional[str] = None
+    scratch: tuple[str, ...] = ("/tmp",)
+
+    def render(self, config: dict) -> dict[str, str]:
+        return {self.rendered: to_yaml(config)}
+
+    def functions(self, config: Any) -> tuple[Any, Any]:
+        """A tool module's `render` and `workloads` (components/registry.py) for a tool whose only
+        input is its config document, `config(settings, links) -> dict`."""
+
+        def render(settings: Any, links: Any, platform: Any) -> dict[str, str]:
+            return self.render(config(settings, links))
+
+        def workloads(settings: Any, links: Any, platform: Any) -> tuple[Workload, ...]:
+            return self.workloads(settings, links, config(settings, links))
+
+        return render, workloads
+
+    def workloads(self, settings: Any, links: Any, config: dict, extra_ports: tuple[Port, ...] = (),
+                  **fields: Any) -> tuple[Workload, ...]:
+        ports = (Port("http", self.http_port, publish=True, ingest=self.ingest), *extra_ports)
+        if self.grpc_port:
+            ports += (Port("grpc", self.grpc_port),)
+        return (tool_workload(
+            settings, self.tool, service=links.service(self.tool), data_dir=self.data_dir,
+            uid=self.uid, gid=self.uid,
+            args=tuple(flags({"config.file": self.config_path}, prefix="-")),
+            ports=ports,
+            health=HealthCheck.http("/ready", self.http_port, client=self.client),
+            config_files=(ConfigFile(self.config_path, to_yaml(config)),),
+            scratch=self.scratch,
+            **fields,
+        ),)

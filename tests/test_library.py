@@ -83,8 +83,10 @@ def test_the_example_platform_program_runs_from_the_wheel(clean_python, tmp_path
     assert len(stack_objects) > 30
     assert all(r["provider"].startswith(providers[0]["urn"]) for r in stack_objects)
     assert outputs["namespace"]["value"] == "monitoring"
-    assert outputs["grafanaUrl"]["value"] == "http://grafana.monitoring.svc.cluster.local:3000"
-    assert outputs["otlpGrpcEndpoint"]["value"] == "http://collector.monitoring.svc.cluster.local:4317"
-    assert outputs["telemetryEnv"]["value"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == outputs["otlpGrpcEndpoint"]["value"]
+    endpoints = outputs["endpoints"]["value"]
+    assert endpoints["grafana"] == "http://grafana.monitoring.svc.cluster.local:3000"
+    assert endpoints["otlpGrpc"] == "http://collector.monitoring.svc.cluster.local:4317"
+    assert endpoints["otlpHttp"] == "http://collector.monitoring.svc.cluster.local:4318"
+    assert outputs["telemetryEnv"]["value"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == endpoints["otlpGrpc"]
     assert outputs["grafanaAdminPassword"]["secret"] is True
     assert "routing-key-from-config" not in result.stdout.replace(json.dumps(config), "")

@@ -241,11 +241,8 @@ class KubernetesBackend:
                 immutable=True,
                 opts=self._opts(parent),
             )
-            volumes.append({"name": "config", "configMap": {
-                "name": config_map.metadata.name, "defaultMode": CONFIG_FILE_MODE}})
-            # One subPath mount per file: nothing the image ships in those directories is hidden.
-            mounts.extend({"name": "config", "mountPath": f.path, "subPath": keys[f.path], "readOnly": True}
-                          for f in w.config_files)
+            self._mount_files("config", {"configMap": {"name": config_map.metadata.name}},
+                              CONFIG_FILE_MODE, keys, volumes, mounts)
 
         if w.secret_files:
             keys = file_keys([f.path for f in w.secret_files])
@@ -258,10 +255,8 @@ class KubernetesBackend:
                 immutable=True,
                 opts=self._opts(parent),
             )
-            volumes.append({"name": "secrets", "secret": {
-                "secretName": secret.metadata.name, "defaultMode": SECRET_FILE_MODE}})
-            mounts.extend({"name": "secrets", "mountPath": f.path, "subPath": keys[f.path], "readOnly": True}
-                          for f in w.secret_files)
+            self._mount_files("secrets", {"secret": {"secretName": secret.metadata.name}},
+                              SECRET_FILE_MODE, keys, volumes, mounts)
 
         for i, path in enumerate(w.scratch):
             volumes.append({"name": f"scratch-{i}", "emptyDir": {"sizeLimit": SCRATCH_SIZE_LIMIT}})
@@ -370,6 +365,16 @@ class KubernetesBackend:
             )
 
     # -- pieces -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _mount_files(volume: str, source: dict, mode: int, keys: dict[str, str],
+                     volumes: list[dict], mounts: list[dict]) -> None:
+        """A ConfigMap or Secret volume, and one subPath mount per file: nothing the image ships
+        in those directories is hidden."""
+        kind, spec = next(iter(source.items()))
+        volumes.append({"name": volume, kind: {**spec, "defaultMode": mode}})
+        mounts.extend({"name": volume, "mountPath": path, "subPath": key, "readOnly": True}
+                      for path, key in keys.items())
 
     def _pod_template(self, w: Workload, volumes: list[dict], mounts: list[dict],
                       account: pulumi.Output[str]) -> dict:

@@ -33,9 +33,11 @@ settings = Settings.for_environment(
 
 stack = ObservabilityStack("observability", settings, provider=provider, namespace=namespace)
 
-pulumi.export("grafanaUrl", stack.grafana_url)
-pulumi.export("otlpGrpcEndpoint", stack.otlp_grpc_endpoint)
-pulumi.export("otlpHttpEndpoint", stack.otlp_http_endpoint)
+pulumi.export("endpoints", {
+    "grafana": stack.grafana_url,
+    "otlpGrpc": stack.otlp_grpc_endpoint,
+    "otlpHttp": stack.otlp_http_endpoint,
+})
 pulumi.export("namespace", stack.namespace)
 pulumi.export("telemetryEnv", stack.telemetry_env)
 pulumi.export("grafanaAdminPassword", stack.grafana_admin_password)
