@@ -21,7 +21,7 @@ POD_KINDS = ("StatefulSet", "Deployment", "DaemonSet", "Job", "CronJob", "Pod")
 def docker_workloads(resources: Iterable[Any]) -> list[dict]:
     """From registered resources (objects with `.type`, `.name`, `.inputs`): every
     `docker:index/container:Container`. Under the mock runner a container's `image` is
-    `sha256:<reference>` (components/mockrun.py derives the image id from the pulled reference),
+    `sha256:<reference>` (tooling/mockrun.py derives the image id from the pulled reference),
     so the reference is what follows that prefix."""
     out = []
     for r in resources:

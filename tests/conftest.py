@@ -1,4 +1,6 @@
 import sys
+
+import pytest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -7,3 +9,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", default=False,
                      help="rewrite tests/golden/ from the current render")
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    """The real Pulumi engine built from Go modules, with offline state in a temp dir."""
+    from scripts.engine import offline_env
+    from tests.enginekit import engine_ready
+
+    engine_ready()
+    base = tmp_path_factory.mktemp("engine")
+    env = offline_env(base / "state", base / "home", passphrase="example")
+    return base, env
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """promtool built at the pinned version (tests/tools.py says where it comes from)."""
+    from tests.tools import require
+
+    return require("promtool")
+
+
+@pytest.fixture(scope="session")
+def amtool() -> str:
+    from tests.tools import require
+
+    return require("amtool")

@@ -1,6 +1,38 @@
 """Tests run the program through the same mock runner `make render` uses."""
 
+import copy
+import functools
+from typing import Optional
+
+from observability_stack.components.targets.kubernetes import KubernetesBackend
+from observability_stack.components.workload import Workload
 from tooling.mockrun import (  # noqa: F401
     ROOT, SECRET_PREFIX, Registered, Run, engine_config, plaintext_strings, run_program, run_stack,
     stack_file_config,
 )
+
+
+def run_with_workloads(stack: str, overrides: Optional[dict] = None) -> tuple[Run, list[Workload]]:
+    """Run a Kubernetes-target stack and capture every workload the backend deployed."""
+    captured: list[Workload] = []
+    original = KubernetesBackend.finish
+
+    def finish(self, workloads):
+        captured.extend(workloads)
+        return original(self, workloads)
+
+    KubernetesBackend.finish = finish
+    try:
+        run = run_stack(stack, overrides)
+    finally:
+        KubernetesBackend.finish = original
+    assert run.error is None, run.error
+    return run, captured
+
+
+@functools.lru_cache(maxsize=None)
+def scenario(name: str) -> tuple[Run, list[Workload]]:
+    from tests.scenarios import KUBERNETES
+
+    stack, overrides = KUBERNETES[name]
+    return run_with_workloads(stack, copy.deepcopy(overrides))

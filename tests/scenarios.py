@@ -1,11 +1,19 @@
-"""The named scenarios every check runs over: committed stacks plus a few that exercise edges.
+"""The one catalogue of named scenarios the tests run over; every name means one config.
 
-Each is (stack name, stack-file style config). `secure:` leaves become TEST-SECRET-<n> strings
-when run (components/mockrun.engine_config), exactly as the engine would hand them over.
+- `scenarios()`: stacks the program runs (goldens, audits, key check, end to end): committed
+  stack files plus a few that exercise edges, each (stack name, stack-file style config);
+  `secure:` leaves become TEST-SECRET-<n> strings when run (tooling/mockrun.engine_config),
+  exactly as the engine would hand them over.
+- `KUBERNETES`: Kubernetes-target stacks (committed file + overrides merged key by key) for the
+  backend and manifest tests.
+- `SETTINGS_CASES`: settings-only cases for the render/validation tests of Prometheus,
+  Alertmanager, Grafana and the collector.
+`settings_for(name)` loads any of them the way the program loads stack config.
 """
 
 from __future__ import annotations
 
+from observability_stack.components.registry import NAMES
 from observability_stack.config import Settings, load_settings
 from tooling.mockrun import engine_config, stack_file_config
 from observability_stack.config.loader import NAMESPACE, parse_raw
@@ -48,7 +56,111 @@ def scenarios() -> dict[str, tuple[str, dict]]:
 
 
 def settings_for(name: str) -> Settings:
+    if name in SETTINGS_CASES:
+        return _settings_case(name)
     stack, config = scenarios()[name]
     values, secret_keys = engine_config(config)
     raw = {k[len(NS):]: parse_raw(v) for k, v in values.items() if k.startswith(NS)}
     return load_settings(raw, stack=stack, secret_keys=secret_keys)
+
+
+# --- Kubernetes-target stacks: (committed stack file, overrides) --------------------------------
+
+_PROD_WITHOUT_BACKENDS = {NS + "components": {t: {"enabled": False} for t in ("loki", "tempo", "mimir", "pyroscope", "collector", "grafana")}}
+_PUBLIC = {NS + "kubernetes": {
+    "namespace": "obs-public", "storageClass": "fast-ssd", "serviceType": "NodePort", "allowPublicServices": True,
+    "ingress": {"enabled": True, "host": "grafana.example.com", "className": "nginx", "tlsSecret": "grafana-tls"},
+}}
+# Everything a routine change touches: retention (so sizes), sampling and receivers.
+CHANGED = {
+    NS + "retention": {"metrics": "90d", "logs": "60d", "traces": "30d", "profiles": "30d"},
+    NS + "sampling": {"traces": 0.25, "keepErrors": True, "slowTraceThreshold": "2s"},
+    NS + "alerting": {
+        "receivers": [
+            {"name": "pagerduty", "pagerduty": {"routingKey": {"secure": "x"}}},
+            {"name": "slack", "slack": {"apiUrl": {"secure": "x"}, "channel": "#ops"}},
+            {"name": "hook", "webhook": {"url": {"secure": "x"}}},
+        ],
+        "routes": {"critical": "pagerduty", "warning": "slack", "default": "hook"},
+    },
+}
+KUBERNETES: dict[str, tuple[str, dict]] = {
+    "prod": ("prod", {}),
+    "team-overlay": ("payments-prod", {}),
+    "prod-minimal": ("prod", _PROD_WITHOUT_BACKENDS),
+    "public": ("prod", _PUBLIC),
+    "changed": ("prod", CHANGED),
+    "unprotected": ("prod", {NS + "protectData": False}),
+}
+
+
+# --- settings-only cases ---------------------------------------------------------------------
+
+
+# Stand-ins for decrypted `secure:` values; no rendered file may contain this prefix.
+SECRET = "TEST-SECRET-"
+ALL_TOOLS = NAMES
+
+
+def _receivers() -> list[dict]:
+    return [
+        {"name": "pagerduty", "pagerduty": {"routingKey": SECRET + "routing-key"}},
+        {"name": "slack", "slack": {"apiUrl": SECRET + "https://slack.invalid/hook", "channel": "#alerts"}},
+        {"name": "email", "email": {"to": "team@example.com", "from": "am@example.com",
+                                    "smarthost": "smtp.example.com:587", "authPassword": SECRET + "smtp"}},
+    ]
+
+
+def _settings_case(name: str) -> Settings:
+    """A settings-only case, loaded as the program loads stack config (credentials given as
+    SECRET-prefixed strings under keys marked secret)."""
+    routes = {"critical": "pagerduty", "warning": "slack", "default": "email"}
+    if name == "defaults-dev":
+        return load_settings({}, stack="dev", secret_keys=[])
+    if name == "prod-receivers":
+        return load_settings({"alerting": {"receivers": _receivers(), "routes": routes}},
+                             stack="prod", secret_keys=["alerting"])
+    if name == "teams":
+        teams = [
+            {"name": "payments",
+             "receiver": {"slack": {"apiUrl": SECRET + "payments-hook", "channel": "#payments"}},
+             "alertRules": [
+                 {"alert": "PaymentsFailing", "expr": "sum(rate(payments_failed_total[5m])) > 1",
+                  "for": "5m", "labels": {"severity": "critical"},
+                  "annotations": {"summary": "Payments are failing"}},
+                 {"alert": "PaymentsSlow", "expr": "payments_latency_seconds > 2",
+                  "labels": {"severity": "warning", "team": "payments"}},
+             ],
+             "scrapeTargets": [{"job": "payments-api", "targets": ["payments-api.payments.svc:8000"],
+                                "metricsPath": "/internal/metrics", "scrapeInterval": "5s"}]},
+            {"name": "checkout", "receiver": "slack",
+             "scrapeTargets": [{"job": "checkout-api", "targets": ["checkout:8000", "checkout-2:8000"]}]},
+        ]
+        return load_settings({"environment": "prod", "alerting": {"receivers": _receivers(), "routes": routes},
+                              "teams": teams},
+                             stack="payments-prod", secret_keys=["alerting", "teams"])
+    if name == "prometheus-only":
+        components = {t: {"enabled": t in ("prometheus", "alertmanager")} for t in ALL_TOOLS}
+        return load_settings({"components": components, "retention": {"metrics": "10d"}},
+                             stack="dev", secret_keys=[])
+    if name == "receiver-edges":
+        receivers = _receivers() + [
+            {"name": "pd-eu", "pagerduty": {"routingKey": SECRET + "eu-key", "url": "http://sink:8080/v2/enqueue"}},
+            {"name": "mail-noauth", "email": {"to": "ops@example.com", "from": "am@example.com",
+                                              "smarthost": "mail:25", "requireTls": False}},
+            {"name": "mail-user", "email": {"to": "ops@example.com", "from": "am@example.com",
+                                            "smarthost": "mail:587", "authUsername": "relay",
+                                            "authPassword": SECRET + "relay"}},
+            {"name": "hook", "webhook": {"url": SECRET + "http://sink:8080/hook?token=x"}},
+            {"name": "everything", "slack": {"apiUrl": SECRET + "s"}, "pagerduty": {"routingKey": SECRET + "p"},
+             "email": {"to": "a@example.com", "from": "b@example.com", "smarthost": "mail:25"},
+             "webhook": {"url": SECRET + "w"}},
+            {"name": "blackhole"},
+        ]
+        return load_settings({"alerting": {"receivers": receivers, "routes": {**routes, "default": "blackhole"}}},
+                             stack="dev", secret_keys=["alerting"])
+    raise KeyError(name)
+
+
+# Cases for the Prometheus/Alertmanager render and validation tests.
+SETTINGS_CASES = ("defaults-dev", "prod-receivers", "teams", "prometheus-only", "receiver-edges")

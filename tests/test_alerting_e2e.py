@@ -36,7 +36,7 @@ from typing import Optional
 import pytest
 
 from observability_stack.components import alertmanager, prometheus, sizing
-from observability_stack.components.render import render_all, render_tool, workloads_of
+from observability_stack.components.render import links_for, render_all, workloads_of
 from observability_stack.config import Settings, load_settings
 from observability_stack.config.durations import parse_duration
 from tooling.mockrun import engine_config
@@ -155,7 +155,7 @@ def local_targets(settings, ports: dict[str, str], stub: str, team_targets: dict
     """{rendered "host:port": local address}: Prometheus and Alertmanager are the real local
     processes, every other stack tool is the stub exporter, team targets as the test maps them."""
     targets = {}
-    for job, target in prometheus.stack_targets(settings).items():
+    for job, target in prometheus.stack_targets(links_for(settings)).items():
         targets[target] = ports.get(job, stub)
     targets.update(team_targets)
     return targets

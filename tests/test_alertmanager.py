@@ -12,11 +12,12 @@ import yaml
 from observability_stack.components.render import render_tool, workloads_of
 from observability_stack.components import alertmanager
 from observability_stack.components.workload import HealthCheck
-from tests.tools import SCENARIOS, SECRET, amtool, run, settings  # noqa: F401 (fixture)
+from tests.scenarios import SECRET, SETTINGS_CASES, settings_for
+from tests.tools import run
 
 
 def _config(name: str) -> dict:
-    return yaml.safe_load(render_tool("alertmanager", settings(name))["alertmanager/alertmanager.yml"])
+    return yaml.safe_load(render_tool("alertmanager", settings_for(name))["alertmanager/alertmanager.yml"])
 
 
 def _receivers(name: str) -> dict[str, dict]:
@@ -33,7 +34,7 @@ def _flag(args: tuple[str, ...], name: str) -> str:
 
 
 def test_root_route_and_globals():
-    doc = _config("prod")
+    doc = _config("prod-receivers")
     assert doc["global"] == {"resolve_timeout": "5m"}
     route = doc["route"]
     assert route["receiver"] == "email"
@@ -42,16 +43,16 @@ def test_root_route_and_globals():
 
 
 def test_severity_routes_use_matchers():
-    routes = _config("prod")["route"]["routes"]
+    routes = _config("prod-receivers")["route"]["routes"]
     assert routes == [
         {"matchers": ['severity="critical"'], "receiver": "pagerduty"},
         {"matchers": ['severity="warning"'], "receiver": "slack"},
     ]
-    assert "match" not in yaml.safe_dump(_config("prod")).replace("matchers", "")
+    assert "match" not in yaml.safe_dump(_config("prod-receivers")).replace("matchers", "")
 
 
 def test_team_routes_come_first():
-    routes = _config("team")["route"]["routes"]
+    routes = _config("teams")["route"]["routes"]
     assert routes[:2] == [
         {"matchers": ['team="payments"'], "receiver": "team-payments"},
         {"matchers": ['team="checkout"'], "receiver": "slack"},
@@ -60,7 +61,7 @@ def test_team_routes_come_first():
 
 
 def test_inhibit_rules():
-    assert _config("dev")["inhibit_rules"] == [{
+    assert _config("defaults-dev")["inhibit_rules"] == [{
         "source_matchers": ['severity="critical"'],
         "target_matchers": ['severity="warning"'],
         "equal": ["alertname", "instance"],
@@ -68,13 +69,13 @@ def test_inhibit_rules():
 
 
 def test_dev_has_a_null_receiver():
-    doc = _config("dev")
+    doc = _config("defaults-dev")
     assert doc["receivers"] == [{"name": "null"}]
     assert doc["route"]["receiver"] == "null"
 
 
 def test_receiver_kinds():
-    r = _receivers("receivers")
+    r = _receivers("receiver-edges")
     secrets = alertmanager.SECRETS_DIR
     assert r["slack"]["slack_configs"] == [{
         "api_url_file": f"{secrets}/slack-slack-api_url",
@@ -106,14 +107,14 @@ def test_receiver_kinds():
 
 
 def test_inline_team_receiver():
-    r = _receivers("team")
+    r = _receivers("teams")
     assert r["team-payments"]["slack_configs"][0]["channel"] == "#payments"
     assert r["team-payments"]["slack_configs"][0]["api_url_file"].endswith("/team-payments-slack-api_url")
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", SETTINGS_CASES)
 def test_render_holds_no_secret(name):
-    text = render_tool("alertmanager", settings(name))["alertmanager/alertmanager.yml"]
+    text = render_tool("alertmanager", settings_for(name))["alertmanager/alertmanager.yml"]
     assert SECRET not in text
     for line in text.splitlines():
         key = line.strip().lstrip("- ").split(":", 1)[0]
@@ -121,7 +122,7 @@ def test_render_holds_no_secret(name):
 
 
 def test_secret_files_match_the_config():
-    s = settings("receivers")
+    s = settings_for("receiver-edges")
     values = alertmanager.secret_values(s)
     referenced = set()
     for receiver in alertmanager.config(s)["receivers"]:
@@ -139,7 +140,7 @@ def test_workload():
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        wl = workloads_of("alertmanager", settings("receivers"))[0]
+        wl = workloads_of("alertmanager", settings_for("receiver-edges"))[0]
         assert wl.name == "alertmanager" and wl.image == "prom/alertmanager:v0.30.0"
         assert (wl.uid, wl.gid) == (65534, 65534)
         assert wl.data.path == "/alertmanager" and wl.data.size == "1Gi"
@@ -149,7 +150,7 @@ def test_workload():
         assert _flag(wl.args, "storage.path") == "/alertmanager"
         assert "--cluster.listen-address=" in wl.args
         assert [f.path for f in wl.config_files] == ["/etc/alertmanager/alertmanager.yml"]
-        assert {f.path for f in wl.secret_files} == set(alertmanager.secret_values(settings("receivers")))
+        assert {f.path for f in wl.secret_files} == set(alertmanager.secret_values(settings_for("receiver-edges")))
         for secret_file in wl.secret_files:
             assert isinstance(secret_file.content, pulumi.Output)
             assert loop.run_until_complete(secret_file.content.is_secret())
@@ -163,7 +164,7 @@ def test_workload():
 
 def _write(tmp_path: Path, name: str) -> Path:
     """alertmanager.yml with its secrets under tmp_path, as the container would see them."""
-    s = settings(name)
+    s = settings_for(name)
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     for path, value in alertmanager.secret_values(s, str(secrets)).items():
@@ -174,17 +175,17 @@ def _write(tmp_path: Path, name: str) -> Path:
 
 
 @pytest.mark.tools
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", SETTINGS_CASES)
 def test_amtool_check_config(name, tmp_path, amtool):
     run([amtool, "check-config", str(_write(tmp_path, name))])
 
 
 @pytest.mark.tools
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", SETTINGS_CASES)
 def test_amtool_check_config_of_the_rendered_file(name, tmp_path, amtool):
     """The file exactly as rendered (absolute /etc/alertmanager/secrets paths) is valid too."""
     path = tmp_path / "alertmanager.yml"
-    path.write_text(render_tool("alertmanager", settings(name))["alertmanager/alertmanager.yml"])
+    path.write_text(render_tool("alertmanager", settings_for(name))["alertmanager/alertmanager.yml"])
     run([amtool, "check-config", str(path)])
 
 
@@ -199,13 +200,13 @@ def test_amtool_check_config_of_the_rendered_file(name, tmp_path, amtool):
     (["team=unknown", "severity=critical"], "pagerduty"),
 ])
 def test_amtool_routes(labels, receiver, tmp_path, amtool):
-    config_path = _write(tmp_path, "team")
+    config_path = _write(tmp_path, "teams")
     run([amtool, "config", "routes", "test", f"--config.file={config_path}",
          f"--verify.receivers={receiver}", *labels])
 
 
 @pytest.mark.tools
 def test_amtool_routes_dev_default(tmp_path, amtool):
-    config_path = _write(tmp_path, "dev")
+    config_path = _write(tmp_path, "defaults-dev")
     run([amtool, "config", "routes", "test", f"--config.file={config_path}", "--verify.receivers=null",
          "severity=critical"])

@@ -36,7 +36,7 @@ from pulumi import automation as auto
 from scripts.engine import open_stack
 from tests.harness import ROOT
 from tests.kube import APIServer, apiserver  # noqa: F401  (fixture)
-from tests.test_engine import PROTECTED_KINDS, Events, engine, work_dir  # noqa: F401  (fixture)
+from tests.enginekit import PROTECTED_KINDS, Events, work_dir
 
 pytestmark = pytest.mark.engine
 NS = "observability"

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import copy
 import re
-import functools
 from typing import Any, Optional
 
 import pytest
 
 from observability_stack.components.targets import kubernetes as k8s_target
-from observability_stack.components.targets.kubernetes import KubernetesBackend, TEMPLATE_IGNORED, selector_labels
-from observability_stack.components.workload import Workload
-from tests.harness import SECRET_PREFIX, Registered, Run, plaintext_strings, run_stack
+from observability_stack.components.targets.kubernetes import TEMPLATE_IGNORED, selector_labels
+from tests.harness import SECRET_PREFIX, Registered, Run, plaintext_strings, run_with_workloads, scenario
+from tests.scenarios import KUBERNETES as SCENARIOS
 
 NS = "observability:"
 TOOLS = ("prometheus", "alertmanager", "loki", "tempo", "mimir", "pyroscope", "collector", "grafana")
@@ -31,60 +30,6 @@ CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 SECRET = "kubernetes:core/v1:Secret"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 CONTROLLERS = (STS, DEPLOYMENT, DAEMONSET)
-
-MINIMAL = {NS + "components": {t: {"enabled": False} for t in ("loki", "tempo", "mimir", "pyroscope", "collector", "grafana")}}
-PUBLIC = {NS + "kubernetes": {
-    "namespace": "obs-public", "storageClass": "fast-ssd", "serviceType": "NodePort", "allowPublicServices": True,
-    "ingress": {"enabled": True, "host": "grafana.example.com", "className": "nginx", "tlsSecret": "grafana-tls"},
-}}
-# Everything a routine change touches: retention (so sizes), sampling and receivers.
-CHANGED = {
-    NS + "retention": {"metrics": "90d", "logs": "60d", "traces": "30d", "profiles": "30d"},
-    NS + "sampling": {"traces": 0.25, "keepErrors": True, "slowTraceThreshold": "2s"},
-    NS + "alerting": {
-        "receivers": [
-            {"name": "pagerduty", "pagerduty": {"routingKey": {"secure": "x"}}},
-            {"name": "slack", "slack": {"apiUrl": {"secure": "x"}, "channel": "#ops"}},
-            {"name": "hook", "webhook": {"url": {"secure": "x"}}},
-        ],
-        "routes": {"critical": "pagerduty", "warning": "slack", "default": "hook"},
-    },
-}
-UNPROTECTED = {NS + "protectData": False}
-
-# (stack file, overrides). Every scenario deploys to Kubernetes.
-SCENARIOS: dict[str, tuple[str, dict]] = {
-    "prod": ("prod", {}),
-    "team-overlay": ("payments-prod", {}),
-    "minimal": ("prod", MINIMAL),
-    "public": ("prod", PUBLIC),
-    "changed": ("prod", CHANGED),
-    "unprotected": ("prod", UNPROTECTED),
-}
-
-
-def run_with_workloads(stack: str, overrides: Optional[dict] = None) -> tuple[Run, list[Workload]]:
-    captured: list[Workload] = []
-    original = KubernetesBackend.finish
-
-    def finish(self, workloads):
-        captured.extend(workloads)
-        return original(self, workloads)
-
-    KubernetesBackend.finish = finish
-    try:
-        run = run_stack(stack, overrides)
-    finally:
-        KubernetesBackend.finish = original
-    assert run.error is None, run.error
-    return run, captured
-
-
-@functools.lru_cache(maxsize=None)
-def scenario(name: str) -> tuple[Run, list[Workload]]:
-    stack, overrides = SCENARIOS[name]
-    return run_with_workloads(stack, copy.deepcopy(overrides))
-
 
 def get(obj: Any, path: str) -> Any:
     """`spec.volumeClaimTemplates[0].spec` style lookups; None when absent."""
@@ -111,7 +56,7 @@ def by_object_name(run: Run, typ: str) -> dict[str, Registered]:
 # -- inventory ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["prod", "team-overlay", "minimal"])
+@pytest.mark.parametrize("name", ["prod", "team-overlay", "prod-minimal"])
 def test_kinds_and_counts_follow_the_workloads(name):
     run, workloads = scenario(name)
     main = [w for w in workloads if not w.per_node]
@@ -150,7 +95,7 @@ def test_prod_inventory():
 
 
 def test_disabled_tools_create_nothing():
-    run, workloads = scenario("minimal")
+    run, workloads = scenario("prod-minimal")
     assert {w.name for w in workloads} == {"prometheus", "alertmanager"}
     disabled = ("loki", "tempo", "mimir", "pyroscope", "collector", "grafana")
     for r in run.resources:
@@ -491,7 +436,7 @@ def test_public_services_and_grafana_ingress():
     assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "grafana", "port": {"number": 3000}}
     assert run.outputs["urls"]["grafana"]["ingress"] == "https://grafana.example.com/"
     # No Grafana, no Ingress.
-    off = copy.deepcopy(PUBLIC)
+    off = copy.deepcopy(SCENARIOS["public"][1])
     off[NS + "components"] = {"grafana": {"enabled": False}}
     assert not run_with_workloads("prod", off)[0].of_type("kubernetes:networking.k8s.io/v1:Ingress")
 
@@ -529,7 +474,7 @@ def _flows(policies: dict[str, Registered], direction: str) -> set[tuple[str, st
     return found
 
 
-@pytest.mark.parametrize("name", ["prod", "team-overlay", "minimal", "public"])
+@pytest.mark.parametrize("name", ["prod", "team-overlay", "prod-minimal", "public"])
 def test_network_policies_cover_every_declared_flow_and_nothing_else(name):
     run, workloads = scenario(name)
     by_name = {w.name: w for w in workloads}

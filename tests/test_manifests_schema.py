@@ -17,7 +17,8 @@ import yaml
 
 from tooling.mockrun import ROOT
 from tooling.manifests import SECRET_PLACEHOLDER, declared_manifests, manifests_of
-from tests.test_kubernetes_target import SCENARIOS, scenario
+from tests.harness import scenario
+from tests.scenarios import KUBERNETES as SCENARIOS
 
 KUBERNETES_VERSIONS = ("1.37", "1.35")
 

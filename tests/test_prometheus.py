@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from observability_stack.components import rules, sizing
 from observability_stack.components.render import render_tool, workloads_of
-from observability_stack.components import prometheus, rules, sizing
 from observability_stack.components.workload import HealthCheck
 from observability_stack.config.durations import parse_bytes
-from tests.tools import ALL_TOOLS, SCENARIOS, SECRET, promtool, run, settings  # noqa: F401 (fixture)
+from tests.scenarios import ALL_TOOLS, SECRET, SETTINGS_CASES, settings_for
+from tests.tools import run
 
 
 def _config(name: str) -> dict:
-    return yaml.safe_load(render_tool("prometheus", settings(name))["prometheus/prometheus.yml"])
+    return yaml.safe_load(render_tool("prometheus", settings_for(name))["prometheus/prometheus.yml"])
 
 
 def _jobs(doc: dict) -> dict[str, dict]:
@@ -25,7 +26,7 @@ def _jobs(doc: dict) -> dict[str, dict]:
 def _rules(name: str) -> dict[str, list[dict]]:
     """{file name: [rules of all its groups]}."""
     out = {}
-    for path, text in render_tool("prometheus", settings(name)).items():
+    for path, text in render_tool("prometheus", settings_for(name)).items():
         if path.startswith("prometheus/rules/"):
             out[path.rsplit("/", 1)[1]] = [r for g in yaml.safe_load(text)["groups"] for r in g["rules"]]
     return out
@@ -41,15 +42,15 @@ def _flag(args: tuple[str, ...], name: str) -> str:
 
 
 def test_global_and_external_labels():
-    doc = _config("prod")
+    doc = _config("prod-receivers")
     assert doc["global"]["scrape_interval"] == doc["global"]["evaluation_interval"] == "15s"
     assert doc["global"]["external_labels"] == {"cluster": "prod", "environment": "prod"}
-    assert _config("team")["global"]["external_labels"] == {"cluster": "payments-prod", "environment": "prod"}
+    assert _config("teams")["global"]["external_labels"] == {"cluster": "payments-prod", "environment": "prod"}
     assert doc["rule_files"] == ["rules/*.yml"]
 
 
 def test_every_enabled_component_is_scraped():
-    jobs = _jobs(_config("dev"))
+    jobs = _jobs(_config("defaults-dev"))
     for tool in ALL_TOOLS:
         assert tool in jobs
     assert jobs["prometheus"]["static_configs"] == [{"targets": ["localhost:9090"]}]
@@ -63,7 +64,7 @@ def test_every_enabled_component_is_scraped():
 
 
 def test_minimal_stack_scrapes_only_what_runs():
-    doc = _config("minimal")
+    doc = _config("prometheus-only")
     assert set(_jobs(doc)) == {"prometheus", "alertmanager"}
     assert "remote_write" not in doc
     assert doc["alerting"]["alertmanagers"][0]["static_configs"] == [{"targets": ["alertmanager:9093"]}]
@@ -80,13 +81,13 @@ def test_no_alerting_without_alertmanager():
 
 
 def test_remote_write_iff_mimir():
-    assert _config("dev")["remote_write"] == [{"url": "http://mimir:8080/api/v1/push", "send_exemplars": True}]
-    assert "remote_write" not in _config("minimal")
+    assert _config("defaults-dev")["remote_write"] == [{"url": "http://mimir:8080/api/v1/push", "send_exemplars": True}]
+    assert "remote_write" not in _config("prometheus-only")
 
 
 def test_kubernetes_pods_job_only_on_kubernetes():
-    assert "kubernetes-pods" not in _jobs(_config("dev"))
-    job = _jobs(_config("prod"))["kubernetes-pods"]
+    assert "kubernetes-pods" not in _jobs(_config("defaults-dev"))
+    job = _jobs(_config("prod-receivers"))["kubernetes-pods"]
     assert job["kubernetes_sd_configs"] == [{"role": "pod"}]
     relabel = job["relabel_configs"]
     keep = relabel[0]
@@ -102,7 +103,7 @@ def test_kubernetes_pods_job_only_on_kubernetes():
 
 
 def test_team_scrape_targets_carry_the_team_label():
-    jobs = _jobs(_config("team"))
+    jobs = _jobs(_config("teams"))
     payments = jobs["payments-api"]
     assert payments["metrics_path"] == "/internal/metrics"
     assert payments["scrape_interval"] == "5s"
@@ -117,7 +118,7 @@ def test_team_scrape_targets_carry_the_team_label():
 
 
 def test_seed_alerts():
-    app = {r["alert"]: r for r in _rules("dev")["application.yml"]}
+    app = {r["alert"]: r for r in _rules("defaults-dev")["application.yml"]}
     assert set(app) == {"HighErrorRate", "HighLatency", "ServiceDown"}
     assert app["HighErrorRate"]["labels"] == {"severity": "critical"} and app["HighErrorRate"]["for"] == "5m"
     assert "> 0.05" in app["HighErrorRate"]["expr"] and 'status=~"5.."' in app["HighErrorRate"]["expr"]
@@ -130,7 +131,7 @@ def test_seed_alerts():
 
 
 def test_recording_rules_follow_the_naming_convention():
-    recorded = [r["record"] for r in _rules("dev")["recording.yml"]]
+    recorded = [r["record"] for r in _rules("defaults-dev")["recording.yml"]]
     for name in ("job:http_requests:rate5m", "job:http_request_errors:ratio_rate5m",
                  "job_endpoint:http_request_duration_seconds:p95_5m", "job_endpoint:http_requests:rate5m"):
         assert name in recorded
@@ -139,7 +140,7 @@ def test_recording_rules_follow_the_naming_convention():
 
 
 def test_stack_rules_follow_enabled_components():
-    full = {r["alert"]: r for r in _rules("prod")["stack.yml"]}
+    full = {r["alert"]: r for r in _rules("prod-receivers")["stack.yml"]}
     for alert in ("StackComponentDown", "PrometheusRuleEvaluationFailures", "AlertmanagerNotificationsFailing",
                   "PrometheusRemoteWriteFailing", "LokiDiscardingLogs", "TempoDiscardingSpans",
                   "CollectorExportFailing", "CollectorRefusingTelemetry", "PrometheusStorageNearSizeLimit",
@@ -149,7 +150,7 @@ def test_stack_rules_follow_enabled_components():
     for tool in ALL_TOOLS:
         assert tool in full["StackComponentDown"]["expr"]
 
-    minimal = {r["alert"]: r for r in _rules("minimal")["stack.yml"]}
+    minimal = {r["alert"]: r for r in _rules("prometheus-only")["stack.yml"]}
     assert minimal["StackComponentDown"]["expr"] == 'up{job=~"prometheus|alertmanager"} == 0'
     for alert in ("PrometheusRemoteWriteFailing", "LokiDiscardingLogs", "TempoDiscardingSpans",
                   "CollectorExportFailing", "StackVolumeFillingUp"):
@@ -160,19 +161,19 @@ def test_stack_rules_follow_enabled_components():
 
 
 def test_service_down_leaves_stack_jobs_to_stack_component_down():
-    app = {r["alert"]: r for r in _rules("minimal")["application.yml"]}
+    app = {r["alert"]: r for r in _rules("prometheus-only")["application.yml"]}
     assert app["ServiceDown"]["expr"] == 'up{job!~"prometheus|alertmanager"} == 0'
 
 
 def test_team_rules_have_their_own_file_and_forced_label():
-    files = _rules("team")
+    files = _rules("teams")
     assert "team-payments.yml" in files and "team-checkout.yml" not in files  # checkout has no rules
     by_name = {r["alert"]: r for r in files["team-payments.yml"]}
     assert by_name["PaymentsFailing"]["labels"] == {"severity": "critical", "team": "payments"}
     assert by_name["PaymentsFailing"]["for"] == "5m"
     assert by_name["PaymentsSlow"]["labels"] == {"severity": "warning", "team": "payments"}
     assert "for" not in by_name["PaymentsSlow"]
-    groups = yaml.safe_load(render_tool("prometheus", settings("team"))["prometheus/rules/team-payments.yml"])["groups"]
+    groups = yaml.safe_load(render_tool("prometheus", settings_for("teams"))["prometheus/rules/team-payments.yml"])["groups"]
     assert [g["name"] for g in groups] == ["team-payments"]
 
 
@@ -180,10 +181,10 @@ def test_team_rules_have_their_own_file_and_forced_label():
 
 
 def test_retention_flags_follow_settings():
-    dev = workloads_of("prometheus", settings("dev"))[0]
+    dev = workloads_of("prometheus", settings_for("defaults-dev"))[0]
     # dev: 7d metrics, but Mimir holds the long-term copy -> Prometheus keeps 2d locally.
     assert _flag(dev.args, "storage.tsdb.retention.time") == "2d"
-    minimal = settings("minimal")
+    minimal = settings_for("prometheus-only")
     wl = workloads_of("prometheus", minimal)[0]
     assert _flag(wl.args, "storage.tsdb.retention.time") == "10d" == sizing.local_metrics_retention(minimal)
     size = _flag(wl.args, "storage.tsdb.retention.size")
@@ -203,7 +204,7 @@ def test_explicit_volume_size_drives_size_retention():
 
 
 def test_flags():
-    args = workloads_of("prometheus", settings("prod"))[0].args
+    args = workloads_of("prometheus", settings_for("prod-receivers"))[0].args
     assert _flag(args, "config.file") == "/etc/prometheus/prometheus.yml"
     assert _flag(args, "storage.tsdb.path") == "/prometheus"
     assert _flag(args, "enable-feature") == "exemplar-storage"
@@ -212,7 +213,7 @@ def test_flags():
 
 
 def test_workload():
-    wl = workloads_of("prometheus", settings("prod"))[0]
+    wl = workloads_of("prometheus", settings_for("prod-receivers"))[0]
     assert wl.name == "prometheus" and wl.image == "prom/prometheus:v3.8.1"
     assert (wl.uid, wl.gid) == (65534, 65534)
     assert wl.read_only_root and wl.data.path == "/prometheus"
@@ -225,15 +226,15 @@ def test_workload():
     assert {"/etc/prometheus/rules/application.yml", "/etc/prometheus/rules/stack.yml",
             "/etc/prometheus/rules/recording.yml"} <= paths
 
-    dev = workloads_of("prometheus", settings("dev"))[0]
+    dev = workloads_of("prometheus", settings_for("defaults-dev"))[0]
     assert not dev.discovers_pods
-    minimal = workloads_of("prometheus", settings("minimal"))[0]
+    minimal = workloads_of("prometheus", settings_for("prometheus-only"))[0]
     assert {e.address for e in minimal.talks_to} == {"alertmanager:9093"}
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", SETTINGS_CASES)
 def test_render_is_pure_and_secret_free(name):
-    s = settings(name)
+    s = settings_for(name)
     first, second = render_tool("prometheus", s), render_tool("prometheus", s)
     assert first == second
     for text in first.values():
@@ -242,7 +243,7 @@ def test_render_is_pure_and_secret_free(name):
 
 
 def test_rule_files_api():
-    files = rules.rule_files(settings("minimal"), ["prometheus", "alertmanager"])
+    files = rules.rule_files(settings_for("prometheus-only"), ["prometheus", "alertmanager"])
     assert set(files) == {"recording.yml", "application.yml", "stack.yml"}
 
 
@@ -258,9 +259,9 @@ def _write(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 @pytest.mark.tools
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", SETTINGS_CASES)
 def test_promtool_check_config(name, tmp_path, promtool):
-    files = render_tool("prometheus", settings(name))
+    files = render_tool("prometheus", settings_for(name))
     directory = _write(tmp_path, files)
     result = run([promtool, "check", "config", str(directory / "prometheus.yml")])
     # rule_files are relative to the config: promtool must have found and checked every one.
@@ -270,9 +271,9 @@ def test_promtool_check_config(name, tmp_path, promtool):
 
 
 @pytest.mark.tools
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", SETTINGS_CASES)
 def test_promtool_check_rules(name, tmp_path, promtool):
-    directory = _write(tmp_path, render_tool("prometheus", settings(name)))
+    directory = _write(tmp_path, render_tool("prometheus", settings_for(name)))
     rule_files = sorted(str(p) for p in (directory / "rules").glob("*.yml"))
     assert rule_files
     run([promtool, "check", "rules", *rule_files])
@@ -281,7 +282,7 @@ def test_promtool_check_rules(name, tmp_path, promtool):
 @pytest.mark.tools
 def test_promtool_rule_unit_tests(tmp_path, promtool):
     """The rules behave: the seed's alerts fire, stack outages page once, team labels stick."""
-    directory = _write(tmp_path, render_tool("prometheus", settings("team")))
+    directory = _write(tmp_path, render_tool("prometheus", settings_for("teams")))
     tests = {
         "rule_files": sorted(str(p) for p in (directory / "rules").glob("*.yml")),
         "evaluation_interval": "30s",

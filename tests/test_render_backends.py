@@ -10,12 +10,9 @@ The collector configs are also checked by a real collector (`validate`) when one
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
-from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 import pytest
 import yaml
@@ -25,7 +22,7 @@ from observability_stack.components.render import render_all, render_tool, workl
 from observability_stack.components.workload import HealthCheck, SecretFile, pinned_versions
 from observability_stack.config import ConfigError, load_settings
 from tests import tools
-from tests.tools import ALL_TOOLS, SECRET, settings  # noqa: F401
+from tests.scenarios import SECRET, settings_for
 
 MINE = ("loki", "tempo", "mimir", "pyroscope", "grafana", "collector")
 MODULES = {"loki": loki, "tempo": tempo, "mimir": mimir, "pyroscope": pyroscope, "collector": collector}
@@ -115,7 +112,7 @@ def test_sampling_changes_only_collector_config(environment):
 
 
 def test_preset_sampling_and_retention():
-    prod = settings("prod")
+    prod = settings_for("prod-receivers")
     policies = _doc(prod, "collector/config.yaml")["processors"]["tail_sampling"]["policies"]
     assert [p["type"] for p in policies] == ["status_code", "latency", "probabilistic"]
     assert policies[0]["status_code"] == {"status_codes": ["ERROR"]}
@@ -123,7 +120,7 @@ def test_preset_sampling_and_retention():
     assert policies[2]["probabilistic"] == {"sampling_percentage": 5.0}
     assert _doc(prod, "loki/loki.yaml")["limits_config"]["retention_period"] == "720h"
     assert _doc(prod, "tempo/tempo.yaml")["compactor"]["compaction"]["block_retention"] == "336h"
-    dev_policies = _doc(settings("dev"), "collector/config.yaml")["processors"]["tail_sampling"]["policies"]
+    dev_policies = _doc(settings_for("defaults-dev"), "collector/config.yaml")["processors"]["tail_sampling"]["policies"]
     assert dev_policies[2]["probabilistic"] == {"sampling_percentage": 100.0}
 
 
@@ -217,7 +214,7 @@ def test_collector_without_any_backend_is_refused():
 
 
 def test_minimal_stack_renders_none_of_mine():
-    assert not _mine(render_all(settings("minimal")))
+    assert not _mine(render_all(settings_for("prometheus-only")))
 
 
 # --- Grafana: fixed uids, links, dashboards ---------------------------------------------------
@@ -227,9 +224,9 @@ def _datasources(s) -> list[dict]:
     return _doc(s, "grafana/provisioning/datasources/datasources.yaml")["datasources"]
 
 
-@pytest.mark.parametrize("scenario", ["dev", "prod", "team"])
+@pytest.mark.parametrize("scenario", ["defaults-dev", "prod-receivers", "teams"])
 def test_datasource_uids_fixed_and_links_resolve(scenario):
-    s = settings(scenario)
+    s = settings_for(scenario)
     ds = _datasources(s)
     uids = {d["uid"] for d in ds}
     assert uids == {"prometheus", "mimir", "loki", "tempo", "pyroscope", "alertmanager"}
@@ -246,7 +243,7 @@ def test_datasource_uids_fixed_and_links_resolve(scenario):
 
 
 def test_tempo_datasource_cross_links():
-    by_uid = {d["uid"]: d for d in _datasources(settings("prod"))}
+    by_uid = {d["uid"]: d for d in _datasources(settings_for("prod-receivers"))}
     data = by_uid["tempo"]["jsonData"]
     assert data["tracesToLogsV2"]["datasourceUid"] == "loki"
     assert data["tracesToMetrics"]["datasourceUid"] == "mimir"
@@ -268,13 +265,13 @@ def test_trace_links_without_mimir_use_prometheus():
 
 
 def test_literal_dollars_are_escaped_in_provisioning():
-    for path, text in render_all(settings("prod")).items():
+    for path, text in render_all(settings_for("prod-receivers")).items():
         if path.startswith("grafana/provisioning/"):
             # Grafana interpolates $VAR / ${VAR} in provisioning files; a literal `$` is `$$`.
             assert not re.search(r"(?<!\$)\$(?!\$)", text.replace("$$", "")), path
-    text = render_all(settings("prod"))["grafana/provisioning/datasources/datasources.yaml"]
+    text = render_all(settings_for("prod-receivers"))["grafana/provisioning/datasources/datasources.yaml"]
     assert "$${__value.raw}" in text and "$$__tags" in text
-    derived = {d["uid"]: d for d in _datasources(settings("prod"))}["loki"]["jsonData"]["derivedFields"]
+    derived = {d["uid"]: d for d in _datasources(settings_for("prod-receivers"))}["loki"]["jsonData"]["derivedFields"]
     regex = re.compile(derived[0]["matcherRegex"])
     assert regex.search('{"level": "info", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}').group(1) == \
         "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -311,7 +308,7 @@ def _norm(expr: str) -> str:
 
 
 def test_seed_promql_in_dashboards():
-    files = render_all(settings("dev"))
+    files = render_all(settings_for("defaults-dev"))
     golden = json.loads(files["grafana/dashboards/golden-signals.json"])
     red = json.loads(files["grafana/dashboards/red.json"])
     exprs = {_norm(e) for board in (golden, red) for e in _walk(board, "expr")}
@@ -322,19 +319,19 @@ def test_seed_promql_in_dashboards():
 
 
 def test_stack_overview_follows_enabled_tools():
-    full = json.loads(render_all(settings("dev"))["grafana/dashboards/stack-overview.json"])
+    full = json.loads(render_all(settings_for("defaults-dev"))["grafana/dashboards/stack-overview.json"])
     exprs = list(_walk(full, "expr"))
     assert "up" in exprs and any("ALERTS" in e for e in exprs)
     assert any("loki_distributor" in e for e in exprs) and any("cortex_" in e for e in exprs)
     small = json.loads(render_all(disabled("loki", "mimir", "alertmanager"))["grafana/dashboards/stack-overview.json"])
     small_exprs = " ".join(_walk(small, "expr"))
     assert "loki_" not in small_exprs and "cortex_" not in small_exprs and "alertmanager_" not in small_exprs
-    assert {b["uid"] for b in dashboards.dashboards(settings("dev"), "mimir").values()} == {
+    assert {b["uid"] for b in dashboards.dashboards(settings_for("defaults-dev"), "mimir").values()} == {
         "golden-signals", "red", "stack-overview"}
 
 
 def test_dashboard_provider_points_at_mounted_dashboards():
-    s = settings("dev")
+    s = settings_for("defaults-dev")
     files = render_all(s)
     provider = yaml.safe_load(files["grafana/provisioning/dashboards/dashboards.yaml"])["providers"][0]
     assert provider["allowUiUpdates"] is False and provider["disableDeletion"] is True
@@ -347,9 +344,9 @@ def test_dashboard_provider_points_at_mounted_dashboards():
 # --- secrets ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scenario", ["prod", "team", "receivers"])
+@pytest.mark.parametrize("scenario", ["prod-receivers", "teams", "receiver-edges"])
 def test_no_secret_in_rendered_files(scenario):
-    for path, text in _mine(render_all(settings(scenario))).items():
+    for path, text in _mine(render_all(settings_for(scenario))).items():
         assert SECRET not in text, path
 
 
@@ -386,10 +383,10 @@ def _all_workloads(s):
     return out
 
 
-@pytest.mark.parametrize("scenario", ["dev", "prod"])
+@pytest.mark.parametrize("scenario", ["defaults-dev", "prod-receivers"])
 def test_images_pinned_from_version_table(scenario):
     table = pinned_versions()["images"]
-    for w in _all_workloads(settings(scenario)):
+    for w in _all_workloads(settings_for(scenario)):
         tool = "collector" if w.name.startswith("collector") else w.name
         assert w.image == f"{table[tool]['repository']}:{table[tool]['tag']}"
         assert not w.image.endswith(":latest")
@@ -399,7 +396,7 @@ def test_images_pinned_from_version_table(scenario):
 
 
 def test_workload_identity_health_and_ports():
-    s = settings("dev")
+    s = settings_for("defaults-dev")
     by_name = {w.name: w for w in _all_workloads(s)}
     expected = {"loki": (10001, 10001), "tempo": (10001, 10001), "mimir": (10001, 10001),
                 "pyroscope": (10001, 10001), "grafana": (472, 0), "collector": (10001, 10001),
@@ -462,7 +459,7 @@ def test_log_agent_per_target(target, path, glob):
 
 
 def test_gateway_exports_and_telemetry():
-    doc = _doc(settings("prod"), "collector/config.yaml")
+    doc = _doc(settings_for("prod-receivers"), "collector/config.yaml")
     assert doc["exporters"]["otlp/tempo"] == {"endpoint": "tempo:4317", "tls": {"insecure": True}}
     assert doc["exporters"]["otlphttp/loki"] == {"endpoint": "http://loki:3100/otlp"}
     assert doc["extensions"]["health_check"]["endpoint"] == "0.0.0.0:13133"
@@ -473,12 +470,12 @@ def test_gateway_exports_and_telemetry():
 
 
 def test_loki_single_tenant_schema_and_retention():
-    doc = _doc(settings("prod"), "loki/loki.yaml")
+    doc = _doc(settings_for("prod-receivers"), "loki/loki.yaml")
     assert doc["auth_enabled"] is False
     (schema,) = doc["schema_config"]["configs"]
     assert schema == {"from": loki.SCHEMA_FROM, "store": "tsdb", "object_store": "filesystem", "schema": "v13",
                       "index": {"prefix": "index_", "period": "24h"}}
-    assert _doc(settings("dev"), "loki/loki.yaml")["schema_config"] == doc["schema_config"]
+    assert _doc(settings_for("defaults-dev"), "loki/loki.yaml")["schema_config"] == doc["schema_config"]
     assert doc["compactor"]["retention_enabled"] is True and doc["compactor"]["delete_request_store"] == "filesystem"
     assert doc["limits_config"]["allow_structured_metadata"] is True
     assert doc["common"]["ring"]["kvstore"]["store"] == "inmemory" and doc["common"]["replication_factor"] == 1
@@ -487,7 +484,7 @@ def test_loki_single_tenant_schema_and_retention():
 
 
 def test_tempo_receivers_storage_and_generator():
-    doc = _doc(settings("prod"), "tempo/tempo.yaml")
+    doc = _doc(settings_for("prod-receivers"), "tempo/tempo.yaml")
     protocols = doc["distributor"]["receivers"]["otlp"]["protocols"]
     assert protocols == {"grpc": {"endpoint": "0.0.0.0:4317"}, "http": {"endpoint": "0.0.0.0:4318"}}
     assert doc["storage"]["trace"]["backend"] == "local"
@@ -497,7 +494,7 @@ def test_tempo_receivers_storage_and_generator():
 
 
 def test_mimir_single_node_paths_under_data():
-    doc = _doc(settings("prod"), "mimir/mimir.yaml")
+    doc = _doc(settings_for("prod-receivers"), "mimir/mimir.yaml")
     assert doc["multitenancy_enabled"] is False and doc["usage_stats"] == {"enabled": False}
     assert doc["blocks_storage"]["backend"] == "filesystem"
     assert set(_walk(doc, "store")) == {"inmemory"}
@@ -523,7 +520,7 @@ def test_collector_configs_validate(scenario, tmp_path):
     """`otelcol validate` from a collector built at the pinned version with only the components
     these configs use (builder manifest: see the report / module docstring)."""
     binary = _otelcol()
-    s = {"dev": settings("dev"), "prod": settings("prod"), "nomimir": disabled("mimir", "tempo"),
+    s = {"dev": settings_for("defaults-dev"), "prod": settings_for("prod-receivers"), "nomimir": disabled("mimir", "tempo"),
          "docker-k8s": custom(target="kubernetes")}[scenario]
     for path, text in render_tool("collector", s).items():
         cfg = tmp_path / path.replace("/", "-")

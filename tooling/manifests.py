@@ -1,7 +1,7 @@
 """The Kubernetes objects a stack declares, as manifests, without a cluster.
 
 `make render STACK=<stack>` writes them to `OUT/manifests/`: the program (`__main__.py`) runs
-under Pulumi mocks (`components.mockrun`), and every `kubernetes:*` resource it registers becomes
+under Pulumi mocks (`tooling.mockrun`), and every `kubernetes:*` resource it registers becomes
 one YAML document: its inputs are the object (pulumi-kubernetes sends `apiVersion`, `kind`,
 `metadata`, `spec`, ... as they will be applied). Provider resources and components are dropped.
 
