@@ -19,6 +19,7 @@ tools:
 	scripts/build-otelcol.sh
 	scripts/build-pulumi.sh
 	scripts/build-kube-apiserver.sh
+	scripts/build-actionlint.sh
 
 ## the whole test suite: unit, golden, real tools, real processes, real Pulumi engine
 test: venv tools
