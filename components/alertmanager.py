@@ -11,6 +11,14 @@ everything else -> the default receiver; team routes come first, so an alert lab
 `team=<name>` reaches that team's receiver whatever its severity. Critical alerts inhibit warnings
 with the same alertname and instance. `matchers` syntax throughout (`match` is deprecated).
 
+With more than one replica (`highAvailability`: 3) the instances form a gossip cluster
+(Alertmanager README, "High Availability"): each one is told the headless Service
+`alertmanager-peers` (`--cluster.peer`; Alertmanager resolves the name to every pod's address and
+re-resolves it while running), they gossip silences and the notification log on port 9094 over TCP
+and UDP, and Prometheus sends every alert to every instance. The notification log is what makes
+that deliver once: the instances wait `position x --cluster.peer-timeout` before notifying and
+skip what a peer has already sent.
+
 Credentials never appear in the rendered file: every receiver reads them from a `*_file`
 (slack `api_url_file`, pagerduty `routing_key_file`, email `auth_password_file`, webhook
 `url_file`), which the target mounts from a secret at `/etc/alertmanager/secrets/`.
@@ -35,6 +43,7 @@ from ..config.model import Receiver, Settings
 
 TOOL = "alertmanager"
 HTTP_PORT = 9093
+CLUSTER_PORT = 9094  # gossip: memberlist over TCP and UDP
 UID = GID = 65534
 DATA_DIR = "/alertmanager"
 CONFIG_DIR = "/etc/alertmanager"
@@ -54,6 +63,11 @@ PAGERDUTY_SEVERITY = (
 
 def serves(service: str) -> dict[str, Endpoint]:
     return {"http": Endpoint(service, HTTP_PORT, scrape=True), "query": Endpoint(service, HTTP_PORT)}
+
+
+def cluster_endpoint(service: str) -> Endpoint:
+    """The gossip port of the peers (one endpoint for TCP and UDP: the flow names the port)."""
+    return Endpoint(service, CLUSTER_PORT)
 
 
 def secret_path(receiver: str, kind: str, field: str, secrets_dir: str = SECRETS_DIR) -> str:
@@ -157,13 +171,23 @@ def render(settings: Settings, links: Links, platform: Platform) -> dict[str, st
     return {"alertmanager/alertmanager.yml": to_yaml(config(settings))}
 
 
-def args() -> tuple[str, ...]:
-    return tuple(flags({
-        "config.file": CONFIG_PATH,
-        "storage.path": DATA_DIR,
+POD_IP_ENV = "POD_IP"
+
+
+def args(peers: Optional[str] = None) -> tuple[str, ...]:
+    """`peers`: the headless Service resolving every replica, or None for a single instance."""
+    if peers is None:
         # Empty: a single instance, no gossip cluster (and no port 9094 to secure).
-        "cluster.listen-address": "",
-    }))
+        cluster: dict = {"cluster.listen-address": ""}
+    else:
+        cluster = {
+            "cluster.listen-address": f"0.0.0.0:{CLUSTER_PORT}",
+            # Its own pod IP (Kubernetes expands `$(VAR)` in args): without it Alertmanager picks
+            # a private address itself and refuses to start where pod IPs are not RFC 1918.
+            "cluster.advertise-address": f"$({POD_IP_ENV}):{CLUSTER_PORT}",
+            "cluster.peer": f"{peers}:{CLUSTER_PORT}",
+        }
+    return tuple(flags({"config.file": CONFIG_PATH, "storage.path": DATA_DIR, **cluster}))
 
 
 def notification_ports(settings: Settings) -> tuple[int, ...]:
@@ -191,18 +215,34 @@ def notification_ports(settings: Settings) -> tuple[int, ...]:
 
 def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
     files = render(settings, links, platform)
+    service = links.service(TOOL)
+    peers = links.peers.get(TOOL)
+    ports: tuple[Port, ...] = (Port("http", HTTP_PORT, publish=True),)
+    cluster: dict = {}
+    if peers:
+        ports += (Port("mesh-tcp", CLUSTER_PORT), Port("mesh-udp", CLUSTER_PORT, protocol="UDP"))
+        cluster = dict(
+            headless="all",
+            # The gossip flow between the peers, derived like every other flow.
+            talks_to=(cluster_endpoint(service),),
+            pod_ip_env=POD_IP_ENV,
+            # A restarted peer pulls silences and the notification log from the others before
+            # the rollout takes down the next one.
+            min_ready_seconds=30,
+        )
     return (tool_workload(
-        settings, TOOL, service=links.service(TOOL), data_dir=DATA_DIR,
+        settings, TOOL, service=service, data_dir=DATA_DIR,
         uid=UID,
         gid=GID,
-        args=args(),
-        ports=(Port("http", HTTP_PORT, publish=True),),
+        args=args(peers),
+        ports=ports,
         health=HealthCheck.http("/-/ready", HTTP_PORT, client="wget"),
         config_files=(ConfigFile(CONFIG_PATH, files["alertmanager/alertmanager.yml"]),),
         secret_files=tuple(
             SecretFile(path, secret_output(value)) for path, value in secret_values(settings).items()
         ),
         egress_ports=notification_ports(settings),
+        **cluster,
     ),)
 
 

@@ -8,11 +8,20 @@ configuration/), internal telemetry (https://opentelemetry.io/docs/collector/int
 `healthcheckextension`. Exporter names are the 0.141 ones: `otlp`, `otlphttp`,
 `prometheusremotewrite` (the `otlp_grpc`/`otlp_http` renames came in 0.144).
 
-Two workloads:
+Workloads:
 - `collector` (gateway): apps send OTLP here. Traces are tail-sampled (errors and slow traces
   always kept when configured, `sampling.traces` of the rest) and go to Tempo; logs go to Loki's
-  OTLP endpoint; metrics are remote-written to Mimir, else Prometheus. Tail sampling needs every
-  span of a trace in one instance, so the gateway is a single replica.
+  OTLP endpoint; metrics are remote-written to Mimir, else Prometheus.
+- With more than one replica (`highAvailability`), tail sampling moves to a second tier, because
+  it needs every span of a trace in one instance (upstream: "Scaling the Collector", the
+  `tailsamplingprocessor` README): the gateway becomes a stateless load-balancing tier whose
+  traces pipeline is the contrib `loadbalancing` exporter (`routing_key: traceID`, consistent
+  hashing over the sampling tier's pods, resolved through the headless Service
+  `collector-sampling-peers` by its `dns` resolver, every 5 s), and `collector-sampling` (as many
+  replicas) applies the sampling policies and exports to Tempo. Logs and metrics need no routing:
+  the load-balancing tier sends them straight to Loki and the metrics sink, as the single gateway
+  does. Both tiers are Deployments behind Services; apps and the log agent still address
+  `collector`.
 - `collector-logs` (agent, one per node): the seed's promtail job. It tails container logs
   (Docker json-file logs or Kubernetes pod logs), parses JSON bodies keeping `trace_id`,
   `span_id` and `level` as attributes (the seed's pipeline), and forwards to the gateway.
@@ -30,7 +39,7 @@ from .base import ToolComponent
 from .platform import ContainerLogs, Platform
 from .wiring import Links
 from .workload import (
-    ConfigFile, Endpoint, HealthCheck, HostLogs, Port, Workload, to_yaml, tool_workload,
+    ConfigFile, Endpoint, HealthCheck, HostLogs, Port, Workload, peers_service, to_yaml, tool_workload,
 )
 from ..config.durations import parse_duration
 from ..config.model import Settings
@@ -56,8 +65,9 @@ def serves(service: str) -> dict[str, Endpoint]:
     return {
         "otlp-grpc": Endpoint(service, OTLP_GRPC_PORT, scheme="grpc"),
         "otlp-http": Endpoint(service, OTLP_HTTP_PORT),
-        # The collector's own telemetry, not OTLP.
-        "metrics": Endpoint(service, METRICS_PORT, scrape=True),
+        # The collector's own telemetry, not OTLP; also served by the sampling tier when there
+        # is one.
+        "metrics": Endpoint(service, METRICS_PORT, scrape=True, tiers=(f"{service}-sampling",)),
     }
 
 
@@ -99,20 +109,65 @@ def sampling_policies(settings: Settings) -> list[dict]:
     return policies
 
 
+def _tail_sampling(settings: Settings) -> dict:
+    return {"decision_wait": DECISION_WAIT, "num_traces": NUM_TRACES, "policies": sampling_policies(settings)}
+
+
+def _otlp_receiver(http: bool = True) -> dict:
+    protocols: dict = {"grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC_PORT}"}}
+    if http:
+        protocols["http"] = {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"}
+    return {"otlp": {"protocols": protocols}}
+
+
+def load_balancing_exporter(peers: str) -> dict:
+    """Spans by trace ID to the sampling tier's pods (contrib `loadbalancingexporter` README)."""
+    return {
+        "routing_key": "traceID",
+        # The template of the per-pod OTLP exporters (plaintext inside the stack's network);
+        # a short retry so a pod that went away hands its data back to the load balancer...
+        "protocol": {"otlp": {"tls": {"insecure": True}, "timeout": "5s",
+                              "retry_on_failure": {"enabled": True, "max_elapsed_time": "10s"}}},
+        # ... which queues and retries it on the ring the resolver has updated meanwhile
+        # ("resilience options 1", off by default).
+        "retry_on_failure": {"enabled": True, "max_elapsed_time": "60s"},
+        "sending_queue": {"enabled": True},
+        "resolver": {"dns": {"hostname": peers, "port": str(OTLP_GRPC_PORT), "interval": "5s"}},
+    }
+
+
+def sampling_config(settings: Settings, links: Links) -> dict:
+    """The sampling tier: OTLP/gRPC from the load-balancing tier, tail sampling, Tempo."""
+    return {
+        "extensions": _health_extension(),
+        "receivers": _otlp_receiver(http=False),
+        "processors": {"memory_limiter": _memory_limiter(), "tail_sampling": _tail_sampling(settings), "batch": {}},
+        "exporters": {"otlp/tempo": {"endpoint": links.traces_otlp.address, "tls": {"insecure": True}}},
+        "service": {
+            "extensions": ["health_check"],
+            "telemetry": _telemetry(expose_metrics=True),
+            "pipelines": {"traces": {"receivers": ["otlp"],
+                                     "processors": ["memory_limiter", "tail_sampling", "batch"],
+                                     "exporters": ["otlp/tempo"]}},
+        },
+    }
+
+
+def two_tiers(links: Links) -> bool:
+    return TOOL in links.peers and links.traces_otlp is not None
+
+
 def gateway_config(settings: Settings, links: Links) -> dict:
     exporters: dict = {}
     pipelines: dict = {}
     processors: dict = {"memory_limiter": _memory_limiter(), "batch": {}}
-    receivers = {"otlp": {"protocols": {
-        "grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC_PORT}"},
-        "http": {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"},
-    }}}
-    if links.traces_otlp:
-        processors["tail_sampling"] = {
-            "decision_wait": DECISION_WAIT,
-            "num_traces": NUM_TRACES,
-            "policies": sampling_policies(settings),
-        }
+    receivers = _otlp_receiver()
+    if two_tiers(links):
+        exporters["loadbalancing"] = load_balancing_exporter(peers_service(sampling_name(links)))
+        pipelines["traces"] = {"receivers": ["otlp"], "processors": ["memory_limiter"],
+                               "exporters": ["loadbalancing"]}
+    elif links.traces_otlp:
+        processors["tail_sampling"] = _tail_sampling(settings)
         # Plaintext inside the stack's network (Tempo serves OTLP without TLS).
         exporters["otlp/tempo"] = {"endpoint": links.traces_otlp.address, "tls": {"insecure": True}}
         pipelines["traces"] = {"receivers": ["otlp"], "processors": ["memory_limiter", "tail_sampling", "batch"],
@@ -210,6 +265,8 @@ def agent_config(logs: ContainerLogs, agent: str, gateway: Endpoint) -> dict:
 
 def render(settings: Settings, links: Links, platform: Platform) -> dict[str, str]:
     files = {"collector/config.yaml": to_yaml(gateway_config(settings, links))}
+    if two_tiers(links):
+        files["collector/sampling.yaml"] = to_yaml(sampling_config(settings, links))
     # The log agent only when logs have somewhere to go.
     if links.logs_otlp:
         gateway = serves(links.service(TOOL))["otlp-grpc"]
@@ -221,10 +278,17 @@ def agent_name(links: Links) -> str:
     return links.service(AGENT)
 
 
+def sampling_name(links: Links) -> str:
+    return serves(links.service(TOOL))["metrics"].tiers[0]
+
+
 def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
     files = render(settings, links, platform)
     health = HealthCheck.http("/", HEALTH_PORT, client=None)  # scratch image: no client at all
-    backends = [e for e in (links.traces_otlp, links.logs_otlp, links.metrics_sink) if e]
+    tiers = two_tiers(links)
+    sampler = Endpoint(sampling_name(links), OTLP_GRPC_PORT, scheme="grpc")
+    traces = sampler if tiers else links.traces_otlp
+    backends = [e for e in (traces, links.logs_otlp, links.metrics_sink) if e]
     gateway = tool_workload(
         settings, TOOL, service=links.service(TOOL),
         uid=UID,
@@ -240,8 +304,27 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
         config_files=(ConfigFile(CONFIG_PATH, files["collector/config.yaml"]),),
         talks_to=tuple(backends),
     )
+    helpers: list[Workload] = []
+    if tiers:
+        helpers.append(Workload(
+            name=sampling_name(links),
+            image=gateway.image,
+            uid=UID,
+            gid=GID,
+            args=(f"--config={CONFIG_PATH}",),
+            # Not `ingest`: only the load-balancing tier sends here.
+            ports=(Port("otlp-grpc", OTLP_GRPC_PORT), Port("health", HEALTH_PORT), Port("metrics", METRICS_PORT)),
+            health=health,
+            resources=gateway.resources,
+            config_files=(ConfigFile(CONFIG_PATH, files["collector/sampling.yaml"]),),
+            talks_to=(links.traces_otlp,),
+            replicas=gateway.replicas,
+            # The load balancer hashes over ready pods only: a pod leaving the Service's DNS
+            # moves its share of traces to the others.
+            headless="ready",
+        ))
     if "collector/agent.yaml" not in files:
-        return (gateway,)
+        return (gateway, *helpers)
     agent = Workload(
         name=agent_name(links),
         image=gateway.image,
@@ -260,7 +343,7 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
         reads_container_logs=True,
         talks_to=(serves(links.service(TOOL))["otlp-grpc"],),
     )
-    return (gateway, agent)
+    return (gateway, *helpers, agent)
 
 
 class Collector(ToolComponent):

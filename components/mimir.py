@@ -11,6 +11,13 @@ KV store (no memberlist gossip), replication is 1, usage reporting is off. Mimir
 use *relative* paths (`./tsdb/`, `./metrics-activity.log`, ...) resolved against `/` in the
 distroless image, which a non-root user cannot write, so every path is set under `/data`.
 
+With a Prometheus pair (`highAvailability`), both replicas remote-write the same series; the
+distributor's HA tracker (Mimir "Configure high-availability deduplication") keeps the elected
+replica's samples per `cluster` label and drops the other's (keyed on the default labels `cluster`
+and `__replica__`, which Prometheus sets as external labels). Its KV store is memberlist: stable
+for the HA tracker since Mimir 2.17 (consul and etcd deprecated), the default in 3.0; with one
+Mimir process the memberlist KV has no peers to join.
+
 The image has no USER line (it would run as root) and no shell or HTTP client: we run it as
 10001:10001 (the backends own `/data` for that uid) and Docker gets no in-container check.
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 
 from .base import ToolComponent
+from .wiring import Links
 from .workload import Endpoint, SingleBinary
 from ..config.durations import go_duration
 from ..config.model import Settings
@@ -56,8 +64,8 @@ def _ring(**extra) -> dict:
     return {"instance_addr": "127.0.0.1", "kvstore": {"store": "inmemory"}, **extra}
 
 
-def config(settings: Settings) -> dict:
-    return {
+def config(settings: Settings, links: Links) -> dict:
+    doc = {
         "target": "all",
         # One tenant ("anonymous"): no X-Scope-OrgID header needed by Prometheus or Grafana.
         "multitenancy_enabled": False,
@@ -85,10 +93,15 @@ def config(settings: Settings) -> dict:
         },
         "usage_stats": {"enabled": False},
     }
+    if "prometheus" in links.peers:
+        doc["distributor"]["ha_tracker"] = {"enable_ha_tracker": True, "kvstore": {"store": "memberlist"}}
+        # For the one tenant (`-distributor.ha-tracker.enable-for-all-users` is the flag's way).
+        doc["limits"]["accept_ha_samples"] = True
+    return doc
 
 
 # The registry's contract (components/registry.py): config files and workloads from `config`.
-render, workloads = BINARY.functions(lambda settings, links: config(settings))
+render, workloads = BINARY.functions(config)
 
 
 class Mimir(ToolComponent):

@@ -12,6 +12,16 @@ the data volume, so a full disk deletes the oldest blocks instead of stopping in
 3.8 deprecates both flags in favour of `storage.tsdb.retention` in the config file; the flags
 still work and, unlike the config key, also work when `components.prometheus.version` pins an
 older 3.x image.
+
+High availability (`highAvailability`: 2 replicas, kube-prometheus' shape): both replicas scrape
+the same targets and evaluate the same rules. Each carries the external label `__replica__` (its
+pod name, expanded from the environment, which Prometheus 3 always does) next to `cluster`:
+exactly the pair Mimir's HA tracker keys on (Mimir "Configure high-availability deduplication":
+default labels `cluster` and `__replica__`), so Mimir keeps one replica's samples and drops the
+label. Alerts go to every Alertmanager (resolved through their headless Service) without
+`__replica__` (`alert_relabel_configs`), so both replicas' copies of an alert are the same alert
+and Alertmanager groups them into one notification. Multi-replica tools are scraped through their
+headless Service (DNS service discovery), every replica a target of the tool's job.
 """
 
 from __future__ import annotations
@@ -21,7 +31,9 @@ from . import rules, sizing
 from .base import ToolComponent
 from .platform import Platform
 from .wiring import Links
-from .workload import ConfigFile, Endpoint, HealthCheck, Port, Workload, flags, to_yaml, tool_workload
+from .workload import (
+    ConfigFile, Endpoint, HealthCheck, Port, Workload, flags, peers_service, to_yaml, tool_workload,
+)
 from ..config.durations import parse_bytes
 from ..config.model import Settings
 
@@ -36,6 +48,10 @@ INTERVAL = "15s"
 # for compaction, which briefly needs room for the blocks it merges.
 SIZE_RETENTION_SHARE = 0.85
 POD_JOB = "kubernetes-pods"
+# Mimir's HA tracker labels (distributor `-distributor.ha-tracker.cluster` / `.replica` defaults).
+CLUSTER_LABEL = "cluster"
+REPLICA_LABEL = "__replica__"
+POD_NAME_ENV = "POD_NAME"
 
 
 def serves(service: str) -> dict[str, Endpoint]:
@@ -85,11 +101,21 @@ def _kubernetes_pods_job() -> dict:
     }
 
 
+def _every_replica(service: str, port: int) -> dict:
+    """DNS service discovery of a headless Service: one target per replica (A record)."""
+    return {"dns_sd_configs": [{"names": [service], "type": "A", "port": port}]}
+
+
 def scrape_configs(settings: Settings, links: Links, platform: Platform) -> list[dict]:
-    jobs = [
-        {"job_name": job, "static_configs": [{"targets": [target]}]}
-        for job, target in stack_targets(links).items()
-    ]
+    endpoints = dict(links.scrape)
+    jobs = []
+    for job, target in stack_targets(links).items():
+        if job != TOOL and job in links.peers:
+            endpoint = endpoints[job]
+            names = [links.peers[job], *(peers_service(tier) for tier in endpoint.tiers)]
+            jobs.append({"job_name": job, "dns_sd_configs": [{"names": names, "type": "A", "port": endpoint.port}]})
+        else:
+            jobs.append({"job_name": job, "static_configs": [{"targets": [target]}]})
     for team in settings.teams:
         for target in team.scrape_targets:
             job: dict = {"job_name": target.job, "metrics_path": target.metrics_path}
@@ -103,19 +129,29 @@ def scrape_configs(settings: Settings, links: Links, platform: Platform) -> list
 
 
 def config(settings: Settings, links: Links, platform: Platform) -> dict:
+    external = {CLUSTER_LABEL: settings.stack, "environment": settings.environment}
+    if TOOL in links.peers:
+        external[REPLICA_LABEL] = f"${{{POD_NAME_ENV}}}"
     doc: dict = {
         "global": {
             "scrape_interval": INTERVAL,
             "evaluation_interval": INTERVAL,
-            "external_labels": {"cluster": settings.stack, "environment": settings.environment},
+            "external_labels": external,
         },
         # Relative to this file, so promtool resolves them in a copy of the layout too.
         "rule_files": ["rules/*.yml"],
     }
     if links.alertmanagers:
-        doc["alerting"] = {"alertmanagers": [
-            {"static_configs": [{"targets": [e.address for e in links.alertmanagers]}]}
-        ]}
+        peers = links.peers.get("alertmanager")
+        if peers:
+            # Every Alertmanager, not one behind the Service: they deduplicate among themselves.
+            managers = [_every_replica(peers, e.port) for e in links.alertmanagers]
+        else:
+            managers = [{"static_configs": [{"targets": [e.address for e in links.alertmanagers]}]}]
+        doc["alerting"] = {"alertmanagers": managers}
+        if TOOL in links.peers:
+            # Both replicas send the same alert; without the replica label it is one alert.
+            doc["alerting"]["alert_relabel_configs"] = [{"action": "labeldrop", "regex": REPLICA_LABEL}]
     doc["scrape_configs"] = scrape_configs(settings, links, platform)
     if links.remote_write:
         doc["remote_write"] = [{"url": links.remote_write.url, "send_exemplars": True}]
@@ -151,8 +187,11 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
     files = render(settings, links, platform)
     # Everything it scrapes (but itself), Alertmanager (alerts) and Mimir (remote write).
     talks_to = [e for job, e in links.scrape if job != TOOL] + list(links.alertmanagers)
+    # A multi-replica tool's further tiers, scraped under its job.
+    talks_to += [Endpoint(tier, e.port) for job, e in links.scrape if job in links.peers for tier in e.tiers]
     if links.remote_write:
         talks_to.append(links.remote_write)
+    replicated = {"pod_name_env": POD_NAME_ENV} if TOOL in links.peers else {}
     return (tool_workload(
         settings, TOOL, service=links.service(TOOL), data_dir=DATA_DIR,
         uid=UID,
@@ -169,6 +208,7 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
         # Team scrape targets (`host:port`) may live anywhere, in or outside the cluster.
         egress_ports=tuple(sorted({int(target.rsplit(":", 1)[1]) for team in settings.teams
                                    for job in team.scrape_targets for target in job.targets})),
+        **replicated,
     ),)
 
 

@@ -10,7 +10,8 @@ tools and decides, in this one place, who talks to whom:
 - the default metrics datasource: Mimir when enabled, else Prometheus;
 - traces to Tempo, logs to Loki, both over OTLP, and the log agent to the collector gateway;
 - the scrape jobs: every enabled tool's metrics endpoint, one job named after the tool;
-- the query endpoints Grafana's datasources point at.
+- the query endpoints Grafana's datasources point at;
+- for tools running several replicas, the headless Service that resolves every one of them.
 
 Tool modules turn the endpoints they receive into config *and* into `Workload.talks_to`, so the
 NetworkPolicy flows are derived from the same objects as the URLs (see components/workload.py).
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
-from .workload import Endpoint
+from .workload import Endpoint, peers_service
 
 # Metrics sinks in order of preference: long-term storage first.
 METRICS_SINKS = (("mimir", "push"), ("prometheus", "write"))
@@ -57,6 +58,10 @@ class Links:
     scrape: tuple[tuple[str, Endpoint], ...] = ()
     # datasource uid (the tool name) -> query endpoint
     query: Mapping[str, Endpoint] = field(default_factory=dict)
+    # tool -> headless Service resolving each of its replicas, for tools running more than one:
+    # who must reach *every* replica (Prometheus scraping them, alerting every Alertmanager)
+    # resolves this name instead of going through the load-balanced Service.
+    peers: Mapping[str, str] = field(default_factory=dict)
 
     def service(self, tool: str) -> str:
         return self.names.service(tool)
@@ -96,4 +101,5 @@ def resolve(settings, served_by: Mapping[str, object], names: Names = Names()) -
         gateway_otlp=get("collector", "otlp-grpc"),
         scrape=scrape,
         query=query,
+        peers={tool: peers_service(names.service(tool)) for tool in served if settings.replicas(tool) > 1},
     )

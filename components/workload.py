@@ -76,6 +76,9 @@ class Endpoint:
     path: str = ""
     # The tool's own metrics endpoint: Prometheus scrapes it as the job named after the tool.
     scrape: bool = False
+    # Further workloads of the tool serving the same endpoint when it runs in tiers (the
+    # collector's sampling tier): scraped under the same job when the tool runs several replicas.
+    tiers: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -87,7 +90,7 @@ class Endpoint:
 
     def at(self, path: str) -> "Endpoint":
         """The same service and port at another path (e.g. Mimir's `/api/v1/push`)."""
-        return Endpoint(self.service, self.port, self.scheme, path)
+        return Endpoint(self.service, self.port, self.scheme, path, tiers=self.tiers)
 
 
 @dataclass(frozen=True)
@@ -239,12 +242,33 @@ class Workload:
     root_reason: Optional[str] = None
     # Extra Linux capabilities beyond none (all others are dropped).
     capabilities: tuple[str, ...] = ()
+    # Instances (Kubernetes; the Docker target runs one). More than one gets a PodDisruptionBudget,
+    # topology spread and one-at-a-time rollouts from the backend.
+    replicas: int = 1
+    # The replicas are each addressed (scraping every replica, alerting every Alertmanager, load
+    # balancing by trace ID) or find each other (gossip): a headless Service `peers_service(name)`
+    # with one A record per pod. "ready": ready pods only (load-balancing targets); "all": ready
+    # or not (gossip peers must find each other before they are ready); "": none.
+    headless: str = ""
+    # Env vars that receive the pod's own name / IP (Kubernetes downward API): what tells replicas
+    # apart (Prometheus' `__replica__` external label) and what a gossip peer advertises. Only set
+    # on multi-replica workloads, which only the Kubernetes target runs.
+    pod_name_env: Optional[str] = None
+    pod_ip_env: Optional[str] = None
+    # Seconds a new pod must stay ready before the rollout moves on to the next one (time for a
+    # gossip peer to sync its state from the others).
+    min_ready_seconds: int = 0
 
     def port(self, name: str) -> Port:
         for p in self.ports:
             if p.name == name:
                 return p
         raise KeyError(f"{self.name} has no port {name!r}")
+
+
+def peers_service(name: str) -> str:
+    """The headless Service that resolves every replica of workload `name` (one A record per pod)."""
+    return f"{name}-peers"
 
 
 def tool_workload(settings: Any, tool: str, *, service: Optional[str] = None,
@@ -259,6 +283,11 @@ def tool_workload(settings: Any, tool: str, *, service: Optional[str] = None,
     if data_dir:
         data = DataVolume(data_dir, sizing.volume_size(settings, tool), derived=component.storage.size is None,
                           size_key=f"components.{tool}.storage.size")
+    fields.setdefault("replicas", settings.replicas(tool))
+    # Every multi-replica tool is resolvable replica by replica (components/wiring.py `peers`):
+    # Prometheus scrapes each one.
+    if fields["replicas"] > 1:
+        fields.setdefault("headless", "ready")
     return Workload(name=service or tool, image=image(tool, component, settings.registry_mirror),
                     resources=Resources.of(component), data=data, **fields)
 

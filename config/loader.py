@@ -19,7 +19,7 @@ from typing import Any, Iterable, Optional
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from .durations import parse_duration
-from .model import LAYERED, Components, Settings, TeamReceiver
+from .model import HA_REPLICAS, LAYERED, Components, Settings, TeamReceiver
 from .presets import PRESETS
 
 NAMESPACE = "observability"
@@ -302,10 +302,30 @@ def cross_field_problems(s: Settings) -> list[str]:
     if s.enabled("collector") and not any(s.enabled(t) for t in ("tempo", "loki", "mimir", "prometheus")):
         problems.append(f"{key_path(('components', 'collector', 'enabled'))}: true needs tempo, loki, mimir or "
                         f"prometheus enabled (the collector would have nowhere to send telemetry)")
+    problems.extend(_replica_problems(s))
     for tool in ("alertmanager",):
         if s.enabled(tool) and not s.enabled("prometheus"):
             problems.append(f"{key_path(('components', tool, 'enabled'))}: true needs prometheus enabled "
                             f"(nothing else sends it alerts)")
+    return problems
+
+
+def _replica_problems(s: Settings) -> list[str]:
+    problems: list[str] = []
+    if s.target == "docker" and s.high_availability:
+        problems.append(f"{key_path(('highAvailability',))}: true is not allowed on the docker target (one "
+                        f"host cannot be highly available; use the kubernetes target or set it false)")
+    for tool in Components.model_fields:
+        count = getattr(s.components, tool).replicas
+        if count is None or count == 1:
+            continue
+        where = key_path(("components", tool, "replicas"))
+        if tool not in HA_REPLICAS:
+            problems.append(f"{where}: {count} is not allowed ({tool} keeps its data on one node's volume and "
+                            f"runs 1 replica; replicated tools: {', '.join(HA_REPLICAS)})")
+        elif s.target == "docker":
+            problems.append(f"{where}: {count} is not allowed on the docker target (one container per tool; "
+                            f"use the kubernetes target)")
     return problems
 
 

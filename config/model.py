@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -56,6 +57,19 @@ def _pinned(tag: Optional[str]) -> Optional[str]:
     if tag is not None and not _NOT_LATEST.match(tag):
         raise ValueError(f'"{tag}" is not a pinned image tag (use an exact version such as v3.8.1, never latest)')
     return tag
+
+
+def _spread_keys(value):
+    """`zone`, `hostname` or `both` as a shorthand for the list."""
+    if value == "both":
+        return ["zone", "hostname"]
+    return [value] if isinstance(value, str) else value
+
+
+def _unique(values: list) -> list:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{values} names a key twice (use zone, hostname, or both once)")
+    return values
 
 
 # Validation context of an already merged document (the loader): skip re-merging and leave the
@@ -226,6 +240,20 @@ class Component(Model):
     )
     resources: Resources = Field(default_factory=Resources, description="Requests and limits.")
     storage: Storage = Field(default_factory=Storage, description="Data volume (stateful tools).")
+    replicas: Optional[int] = Field(
+        None, ge=1, le=9,
+        description="Instances of this tool (Kubernetes). Default: 1, or with `highAvailability` the "
+                    "tool's HA count (alertmanager 3, prometheus 2, collector 2 per tier).",
+    )
+
+
+# Replicas each tool gets with `highAvailability` on (kube-prometheus: Prometheus x2, Alertmanager
+# x3). Only these tools can run more than one instance today: Grafana and the storage backends
+# (Loki, Tempo, Mimir, Pyroscope) keep their data on one node's volume until they move to object
+# storage (the next HA step), so more replicas of them would be independent, diverging copies.
+HA_REPLICAS = {"alertmanager": 3, "prometheus": 2, "collector": 2}
+# Topology keys of `kubernetes.topologySpread` (well-known node labels).
+TOPOLOGY_KEYS = {"zone": "topology.kubernetes.io/zone", "hostname": "kubernetes.io/hostname"}
 
 
 def _component(cpu_req: str, mem_req: str, cpu_lim: str, mem_lim: str):
@@ -310,6 +338,13 @@ class Kubernetes(Model):
     render_to_directory: Optional[Text] = Field(
         None, description="Write manifests to this directory instead of applying them (secrets in plaintext there)."
     )
+    topology_spread: Annotated[list[Literal["zone", "hostname"]], BeforeValidator(_spread_keys),
+                               AfterValidator(_unique)] = Field(
+        default_factory=lambda: ["zone", "hostname"], min_length=1, max_length=2,
+        description="How replicas of a multi-replica tool spread: across `zone`s "
+                    "(`topology.kubernetes.io/zone`, best effort), `hostname`s (`kubernetes.io/hostname`, "
+                    "at most one more on any node), or both. A list, or one of `zone`, `hostname`, `both`.",
+    )
 
 
 class Settings(Model):
@@ -335,6 +370,10 @@ class Settings(Model):
     ] = Field(None, description="Prefix for every image, e.g. `mirror.example.com/hub`.")
     protect_data: bool = Field(
         False, description="Protect and retain data volumes (preset: prod true)."
+    )
+    high_availability: bool = Field(
+        False, description="Run alerting and ingestion so that losing a node costs nothing: Alertmanager x3, "
+                           "Prometheus x2, a two-tier collector (preset: prod true; Kubernetes only).",
     )
     stack: str = Field("dev", exclude=True, description="The Pulumi stack name (not a config key).")
 
@@ -382,6 +421,14 @@ class Settings(Model):
 
     def enabled(self, tool: str) -> bool:
         return getattr(self.components, tool).enabled
+
+    def replicas(self, tool: str) -> int:
+        """Instances of `tool`: `components.<tool>.replicas`, else its HA count when
+        `highAvailability` is on, else 1."""
+        explicit = getattr(self.components, tool).replicas
+        if explicit is not None:
+            return explicit
+        return HA_REPLICAS.get(tool, 1) if self.high_availability else 1
 
     def receiver_map(self) -> dict[str, Receiver]:
         """Every receiver by name: `alerting.receivers` plus inline team receivers."""

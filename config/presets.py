@@ -7,7 +7,8 @@ Only what differs from the defaults in `config.model` is here. Choices and their
 - prod: Kubernetes, the seed's 30 days of metrics; logs 30d (incident reviews reach back a month),
   traces and profiles 14d (high volume, mostly used for recent debugging); 5% of ordinary traces
   (the seed's ratio) while errors and slow traces are always kept; data volumes protected; the
-  critical and warning routes must be set by the stack (there is no safe default pager).
+  critical and warning routes must be set by the stack (there is no safe default pager);
+  high availability on (alerting and ingestion survive a lost node).
 """
 
 from __future__ import annotations
@@ -63,5 +64,8 @@ PRESETS: dict[str, dict] = {
                                         "limits": {"cpu": "1", "memory": "1Gi"}}},
         },
         "protectData": True,
+        # Alertmanager x3, Prometheus x2, a two-tier collector: a lost node costs no alert and no
+        # span (README "High availability").
+        "highAvailability": True,
     },
 }

@@ -159,6 +159,7 @@ K8S_SERVICE = "kubernetes:core/v1:Service"
 K8S_CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 K8S_PVC = "kubernetes:core/v1:PersistentVolumeClaim"
 K8S_STATEFULSET = "kubernetes:apps/v1:StatefulSet"
+K8S_DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 
 
 def pod_spec(resource_type: str, props: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
@@ -400,6 +401,10 @@ _REFERENCE_VALUE = re.compile(
     r"""\{\{.*\}\}|<[^>]*>|null|~|true|false|none|yes|no|\[\]|\{\}|""|'')$""",
     re.IGNORECASE,
 )
+# Keys that share a credential's name but take one word from a fixed set: the collector's
+# `loadbalancing` exporter `routing_key` (contrib loadbalancingexporter README: service, traceID,
+# metric, resource, streamID, attributes) is not PagerDuty's 32-character integration key.
+_ENUMERATED = {"routing_key": frozenset({"service", "traceid", "metric", "resource", "streamid", "attributes"})}
 # Credentials recognisable by their shape, wherever they appear.
 CREDENTIAL_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("a Slack webhook URL", re.compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{8,}")),
@@ -442,6 +447,8 @@ def credential_findings(text: str) -> list[str]:
             if not _CREDENTIAL_KEY.search(_snake(key)) or not value:
                 continue
             if _REFERENCE_VALUE.match(value):
+                continue
+            if value.lower() in _ENUMERATED.get(_snake(key), ()):
                 continue
             found.append(f"a literal value for `{key}` (use `{key}_file` or a Secret)")
     return sorted(set(found))
@@ -519,6 +526,50 @@ def check_grafana_anonymous(resource_type: str, props: Mapping[str, Any], opts: 
     return out
 
 
+# --- rule 7: replicas spread and roll one at a time --------------------------------------------
+
+# Node-level topology keys: replicas spread over these survive the loss of one node (or zone).
+_SPREAD_KEYS = frozenset({"kubernetes.io/hostname", "topology.kubernetes.io/zone"})
+
+
+def _spreads(spec: Mapping[str, Any]) -> bool:
+    for c in _list(spec.get("topologySpreadConstraints")):
+        if isinstance(c, Mapping) and c.get("topologyKey") in _SPREAD_KEYS:
+            return True
+    anti = _get(spec, "affinity", "podAntiAffinity") or {}
+    terms = _list(anti.get("requiredDuringSchedulingIgnoredDuringExecution")) + [
+        t.get("podAffinityTerm") for t in _list(anti.get("preferredDuringSchedulingIgnoredDuringExecution"))
+        if isinstance(t, Mapping)]
+    return any(isinstance(t, Mapping) and t.get("topologyKey") in _SPREAD_KEYS for t in terms)
+
+
+def check_replicas_spread(resource_type: str, props: Mapping[str, Any], opts: Any = None,
+                          ctx: PolicyContext = PolicyContext()) -> list[str]:
+    """A Deployment or StatefulSet with more than one replica spreads them over nodes or zones
+    (topologySpreadConstraints or podAntiAffinity): otherwise the scheduler may put every replica
+    on one node, and losing it loses them all. Its rollout takes down at most one at a time."""
+    if resource_type not in (K8S_DEPLOYMENT, K8S_STATEFULSET):
+        return []
+    spec = props.get("spec") or {}
+    count = spec.get("replicas")
+    if not isinstance(count, (int, float)) or isinstance(count, bool) or count <= 1:
+        return []
+    out = []
+    pod = pod_spec(resource_type, props) or {}
+    if not _spreads(pod):
+        out.append(f"{_resource_name(props)}: {int(count)} replicas with no topologySpreadConstraints or "
+                   f"podAntiAffinity on kubernetes.io/hostname or topology.kubernetes.io/zone (one node "
+                   f"can hold them all)")
+    if resource_type == K8S_DEPLOYMENT:
+        unavailable = _get(spec, "strategy", "rollingUpdate", "maxUnavailable")
+        if _get(spec, "strategy", "type") == "Recreate":
+            out.append(f"{_resource_name(props)}: strategy Recreate takes every replica down at once")
+        elif isinstance(unavailable, int) and not isinstance(unavailable, bool) and unavailable > 1:
+            out.append(f"{_resource_name(props)}: rollingUpdate.maxUnavailable {unavailable} takes more "
+                       f"than one replica down at once")
+    return out
+
+
 # --- the rule table ----------------------------------------------------------------------------
 
 Validator = Callable[[str, Mapping[str, Any], Any, PolicyContext], list]
@@ -552,6 +603,9 @@ RULES: tuple[Rule, ...] = (
     Rule("grafana-anonymous-off-in-prod",
          "Grafana anonymous access is off in prod.",
          check_grafana_anonymous, ("environment",)),
+    Rule("replicas-spread",
+         "A workload with several replicas spreads them over nodes or zones and rolls out one at a time.",
+         check_replicas_spread),
 )
 
 

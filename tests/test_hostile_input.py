@@ -106,6 +106,21 @@ CORPUS = [
     ("loki-retention-under-a-day", "dev", {NS + "retention": {"logs": "12h"}}, "retention.logs"),
     ("collector-with-nowhere-to-send", "dev", {NS + "components": {t: {"enabled": False} for t in ("tempo", "loki", "mimir", "prometheus", "alertmanager")}}, "components.collector.enabled"),
     ("alertmanager-without-prometheus", "dev", {NS + "components": {"prometheus": {"enabled": False}}}, "components.alertmanager.enabled"),
+    # high availability (issue 14)
+    ("ha-not-bool", "dev", {NS + "highAvailability": "sometimes"}, "highAvailability"),
+    ("ha-on-docker", "dev", {NS + "highAvailability": True}, "highAvailability"),
+    ("ha-prod-on-docker", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "target": "docker"}, "highAvailability"),
+    ("replicas-zero", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "components": {"alertmanager": {"replicas": 0}}}, "components.alertmanager.replicas"),
+    ("replicas-huge", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "components": {"prometheus": {"replicas": 10**9}}}, "components.prometheus.replicas"),
+    ("replicas-not-int", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "components": {"collector": {"replicas": "two"}}}, "components.collector.replicas"),
+    ("replicas-fraction", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "components": {"collector": {"replicas": 2.5}}}, "components.collector.replicas"),
+    ("replicas-of-a-single-node-tool", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "components": {"loki": {"replicas": 3}}}, "components.loki.replicas"),
+    ("replicas-on-docker", "dev", {NS + "components": {"alertmanager": {"replicas": 3}}}, "components.alertmanager.replicas"),
+    ("topology-spread-unknown", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "kubernetes": {"topologySpread": ["rack"]}}, "kubernetes.topologySpread[0]"),
+    ("topology-spread-empty", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "kubernetes": {"topologySpread": []}}, "kubernetes.topologySpread"),
+    ("topology-spread-twice", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "kubernetes": {"topologySpread": ["zone", "zone"]}}, "kubernetes.topologySpread"),
+    ("topology-spread-word", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "kubernetes": {"topologySpread": "everywhere"}}, "kubernetes.topologySpread[0]"),
+    ("topology-spread-number", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "kubernetes": {"topologySpread": 3}}, "kubernetes.topologySpread"),
 ]
 
 

@@ -12,6 +12,7 @@ import re
 from typing import Any, Optional
 
 import pytest
+import yaml
 
 from observability_stack.components.targets import kubernetes as k8s_target
 from observability_stack.components.targets.kubernetes import TEMPLATE_IGNORED, selector_labels
@@ -29,6 +30,7 @@ SERVICE = "kubernetes:core/v1:Service"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 SECRET = "kubernetes:core/v1:Secret"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 CONTROLLERS = (STS, DEPLOYMENT, DAEMONSET)
 
 def get(obj: Any, path: str) -> Any:
@@ -67,11 +69,14 @@ def test_kinds_and_counts_follow_the_workloads(name):
         "kubernetes:core/v1:ServiceAccount": len(workloads),
         CONFIGMAP: sum(1 for w in workloads if w.config_files),
         SECRET: sum(1 for w in workloads if w.secret_files),
-        PVC: len(stateful),
+        # A claim per replica of a stateful workload.
+        PVC: sum(w.replicas for w in stateful),
         STS: len(stateful),
         DEPLOYMENT: len(main) - len(stateful),
         DAEMONSET: len(workloads) - len(main),
-        SERVICE: sum(1 for w in main if w.ports),
+        # Its Service, plus the headless one when its replicas are addressed one by one.
+        SERVICE: sum(1 for w in main if w.ports) + sum(1 for w in main if w.headless),
+        PDB: sum(1 for w in main if w.replicas > 1),
         # default deny + DNS + one per workload
         NETPOL: 2 + len(workloads),
         "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole": sum(1 for w in workloads if w.discovers_pods),
@@ -80,9 +85,8 @@ def test_kinds_and_counts_follow_the_workloads(name):
     expected = {k: v for k, v in expected.items() if v}
     kube = {t: n for t, n in run.types().items() if t.startswith(("kubernetes:", "pulumi:providers:"))}
     assert kube == expected
-    # No Ingress without the opt-in, no PodDisruptionBudget with single replicas.
+    # No Ingress without the opt-in.
     assert not run.of_type("kubernetes:networking.k8s.io/v1:Ingress")
-    assert not run.of_type("kubernetes:policy/v1:PodDisruptionBudget")
 
 
 def test_prod_inventory():
@@ -90,7 +94,8 @@ def test_prod_inventory():
     run, workloads = scenario("prod")
     assert {w.name for w in workloads} >= set(TOOLS)
     assert set(by_object_name(run, STS)) == {"prometheus", "alertmanager", "loki", "tempo", "mimir", "pyroscope", "grafana"}
-    assert set(by_object_name(run, DEPLOYMENT)) == {"collector"}
+    # highAvailability (the prod preset): the collector in two tiers.
+    assert set(by_object_name(run, DEPLOYMENT)) == {"collector", "collector-sampling"}
     assert [w.name for w in workloads if w.per_node] == [r.inputs["metadata"]["name"] for r in run.of_type(DAEMONSET)]
 
 
@@ -285,8 +290,10 @@ def test_prod_volumes_retained_and_protected(name):
     run, workloads = scenario(name)
     stateful = {w.name: w for w in workloads if w.data is not None and not w.per_node}
     claims = by_object_name(run, PVC)
-    assert set(claims) == {f"data-{n}-0" for n in stateful}
+    assert set(claims) == {f"data-{n}-{i}" for n, w in stateful.items() for i in range(w.replicas)}
     for n, w in stateful.items():
+        for i in range(1, w.replicas):
+            assert claims[f"data-{n}-{i}"].protect is True and claims[f"data-{n}-{i}"].retain_on_delete is True
         claim = claims[f"data-{n}-0"]
         assert claim.protect is True and claim.retain_on_delete is True
         assert claim.inputs["spec"]["resources"]["requests"]["storage"] == w.data.size
@@ -406,6 +413,10 @@ def test_explicit_size_is_not_warned_about():
 def test_services_cluster_ip_by_default_and_in_cluster_urls():
     run, workloads = scenario("prod")
     for svc in run.of_type(SERVICE):
+        if svc.inputs["metadata"]["name"].endswith("-peers"):
+            # Headless (tests/test_high_availability.py): DNS records only, never a user-facing type.
+            assert svc.inputs["spec"]["clusterIP"] == "None" and "type" not in svc.inputs["spec"]
+            continue
         assert svc.inputs["spec"]["type"] == "ClusterIP"
         assert "clusterIP" not in svc.inputs["spec"]
     urls = run.outputs["urls"]
@@ -425,6 +436,9 @@ def test_services_cluster_ip_by_default_and_in_cluster_urls():
 def test_public_services_and_grafana_ingress():
     run, workloads = scenario("public")
     for svc in run.of_type(SERVICE):
+        if svc.inputs["metadata"]["name"].endswith("-peers"):
+            assert "type" not in svc.inputs["spec"]
+            continue
         w = next(w for w in workloads if w.name == svc.inputs["metadata"]["name"])
         assert svc.inputs["spec"]["type"] == ("NodePort" if any(p.publish for p in w.ports) else "ClusterIP")
     (ingress,) = run.of_type("kubernetes:networking.k8s.io/v1:Ingress")
@@ -441,16 +455,40 @@ def test_public_services_and_grafana_ingress():
     assert not run_with_workloads("prod", off)[0].of_type("kubernetes:networking.k8s.io/v1:Ingress")
 
 
-def test_pod_disruption_budget_when_replicas_above_one(monkeypatch):
-    monkeypatch.setattr(k8s_target, "replicas", lambda w: 2 if w.name == "collector" else 1)
-    run, _ = run_with_workloads("prod")
-    (pdb,) = run.of_type("kubernetes:policy/v1:PodDisruptionBudget")
-    assert pdb.inputs["metadata"]["name"] == "collector"
-    assert pdb.inputs["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels("collector")}}
+def test_pod_disruption_budget_when_replicas_above_one():
+    run, _ = run_with_workloads("prod", {NS + "highAvailability": False,
+                                         NS + "components": {"collector": {"replicas": 2}}})
+    pdbs = by_object_name(run, PDB)
+    # The collector's two tiers; nothing else runs more than one.
+    assert set(pdbs) == {"collector", "collector-sampling"}
+    assert pdbs["collector"].inputs["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels("collector")}}
     assert by_object_name(run, DEPLOYMENT)["collector"].inputs["spec"]["replicas"] == 2
+    assert by_object_name(run, STS)["alertmanager"].inputs["spec"]["replicas"] == 1
 
 
 # -- network policies --------------------------------------------------------------------------
+
+
+def workload_of(host: str) -> str:
+    """A workload's Service name, or its headless Service `<name>-peers`."""
+    return host.removesuffix("-peers")
+
+
+def dns_discovery(doc: Any) -> list[tuple[list[str], int]]:
+    """([names], port) of every Prometheus `dns_sd_configs` entry and collector `dns` resolver."""
+    found = []
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if key == "dns_sd_configs":
+                found += [(entry["names"], entry["port"]) for entry in value]
+            elif key == "dns" and isinstance(value, dict) and "hostname" in value:
+                found.append(([value["hostname"]], int(value["port"])))
+            else:
+                found += dns_discovery(value)
+    elif isinstance(doc, list):
+        for item in doc:
+            found += dns_discovery(item)
+    return found
 
 
 def _name_of(peer: dict) -> Optional[str]:
@@ -488,10 +526,18 @@ def test_network_policies_cover_every_declared_flow_and_nothing_else(name):
     # Independent of `talks_to`: every `<service>:<port>` of another workload that a workload's
     # rendered config files address is a flow the policies must allow, and nothing else is.
     declared = {
-        (w.name, host, int(port))
+        (w.name, workload_of(host), int(port))
+        for w in workloads for text in [f.content for f in w.config_files] + list(w.args)
+        for host, port in re.findall(r"\b([a-z][a-z0-9-]*):(\d{2,5})\b", text)
+        if workload_of(host) in by_name and (host != w.name or host.endswith("-peers"))
+    }
+    # DNS discovery names a headless Service and its port apart (Prometheus `dns_sd_configs`,
+    # the collector load balancer's `dns` resolver).
+    declared |= {
+        (w.name, workload_of(host), int(port))
         for w in workloads for f in w.config_files
-        for host, port in re.findall(r"\b([a-z][a-z0-9-]*):(\d{2,5})\b", f.content)
-        if host in by_name and host != w.name
+        for names, port in dns_discovery(yaml.safe_load(f.content))
+        for host in names if workload_of(host) in by_name
     }
     assert declared, "the stack declares flows"
     assert _flows(policies, "ingress") == declared
@@ -535,14 +581,16 @@ def test_network_policy_external_ports_follow_receivers_and_scrape_targets():
     run, _ = scenario("team-overlay")
     policies = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in run.of_type(NETPOL)}
     # Slack, PagerDuty and the webhook are HTTPS.
-    am_ports = {p["port"] for rule in policies["alertmanager"]["egress"] for p in rule.get("ports", [])}
-    assert am_ports == {443}
+    def outside(rules):  # ports of the rules to addresses outside the stack
+        return {p["port"] for rule in rules if any("ipBlock" in peer for peer in rule["to"]) for p in rule["ports"]}
+
+    assert outside(policies["alertmanager"]["egress"]) == {443}
     prom_ports = {p["port"] for rule in policies["prometheus"]["egress"]
                   if any("ipBlock" in peer for peer in rule["to"]) for p in rule["ports"]}
     assert prom_ports == {443, 6443, 8000}  # API server + the teams' `host:8000` targets
     run, _ = scenario("prod")
     policies = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in run.of_type(NETPOL)}
-    assert {p["port"] for rule in policies["alertmanager"]["egress"] for p in rule.get("ports", [])} == {443, 587}
+    assert outside(policies["alertmanager"]["egress"]) == {443, 587}
 
 
 def test_grafana_reachable_from_the_ingress_controller_when_enabled():

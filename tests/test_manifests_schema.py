@@ -100,5 +100,5 @@ def test_rendered_secrets_are_placeholders(stack):
 
 def test_integers_stay_integers():
     doc = yaml.safe_load(next(t for rel, t in _rendered("prod").items() if rel.endswith("statefulset-prometheus.yaml")))
-    assert doc["spec"]["replicas"] == 1 and isinstance(doc["spec"]["replicas"], int)
+    assert doc["spec"]["replicas"] == 2 and isinstance(doc["spec"]["replicas"], int)  # HA pair
     assert "65534.0" not in yaml.safe_dump(doc)

@@ -239,7 +239,27 @@ T = v  # short alias for the type constants below
 
 # --- passing fixtures: no rule may report anything ----------------------------------------------
 
+SPREAD = [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+           "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}]
+
+
+def replicated(props: dict, replicas: int, **spec: Any) -> dict:
+    props["spec"]["replicas"] = replicas
+    props["spec"].update(spec)
+    return props
+
+
 PASSING: dict[str, tuple[str, dict, Opts, PolicyContext]] = {
+    "statefulset, 2 replicas spread over nodes": (
+        T.K8S_STATEFULSET, replicated(statefulset(pod_spec(topologySpreadConstraints=SPREAD), retention={
+            "whenDeleted": "Retain", "whenScaled": "Retain"}), 2), Opts(protect=True), PROD),
+    "deployment, 3 replicas with anti-affinity, one at a time": (
+        "kubernetes:apps/v1:Deployment", replicated(deployment(pod_spec(
+            [k8s_container("grafana", image="grafana/grafana:12.3.1")],
+            affinity={"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": {"topologyKey": "topology.kubernetes.io/zone"}}]}})), 3,
+            strategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}),
+        Opts(), DEV),
     "docker container, pinned, limited, loopback": (T.DOCKER_CONTAINER, docker_container(), Opts(), PROD),
     "docker container by image id": (
         T.DOCKER_CONTAINER, docker_container(image="sha256:" + "ab" * 32), Opts(), DEV),
@@ -429,6 +449,20 @@ FAILING: dict[str, tuple[str, str, dict, Opts, PolicyContext, int, str]] = {
         deployment(pod_spec([k8s_container("grafana", image="grafana/grafana:12.3.1",
                                            env=[{"name": "GF_AUTH_ANONYMOUS_ENABLED", "value": "True"}])])),
         Opts(), PROD, 1, "container 'grafana'"),
+    "statefulset, 3 replicas anywhere": (
+        "replicas-spread", T.K8S_STATEFULSET, replicated(statefulset(retention={
+            "whenDeleted": "Retain", "whenScaled": "Retain"}), 3), Opts(protect=True), PROD, 1, "3 replicas"),
+    "deployment, spread on a non-node key, two down at once": (
+        "replicas-spread", "kubernetes:apps/v1:Deployment", replicated(deployment(pod_spec(
+            [k8s_container("grafana", image="grafana/grafana:12.3.1")],
+            topologySpreadConstraints=[{"maxSkew": 1, "topologyKey": "example.com/rack"}])), 4,
+            strategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}}),
+        Opts(), DEV, 2, "maxUnavailable 2"),
+    "deployment, 2 replicas recreated": (
+        "replicas-spread", "kubernetes:apps/v1:Deployment", replicated(deployment(pod_spec(
+            [k8s_container("grafana", image="grafana/grafana:12.3.1")], topologySpreadConstraints=SPREAD)), 2,
+            strategy={"type": "Recreate"}),
+        Opts(), DEV, 1, "Recreate"),
     "grafana.ini anonymous in prod": ("grafana-anonymous-off-in-prod", T.K8S_CONFIGMAP,
                                       configmap({"grafana.ini": GRAFANA_INI_ANON}), Opts(), PROD, 1,
                                       "[auth.anonymous]"),
@@ -457,6 +491,14 @@ def test_failing_resource_is_caught_by_its_rule(name):
 
 def test_every_rule_has_passing_and_failing_fixtures():
     assert {f[0] for f in FAILING.values()} == RULE_NAMES
+
+
+def test_load_balancing_routing_key_is_not_a_credential():
+    """The collector's `loadbalancing` exporter names its hash key `routing_key`; PagerDuty's
+    routing key in the same spelling is still found (positive control)."""
+    assert v.credential_findings("exporters:\n  loadbalancing:\n    routing_key: traceID\n") == []
+    assert v.credential_findings("pagerduty_configs:\n- routing_key: r0ut1ngk3y\n") == [
+        "a literal value for `routing_key` (use `routing_key_file` or a Secret)"]
 
 
 def test_messages_never_echo_a_credential():
@@ -591,7 +633,7 @@ WHOLE_PROGRAM = {
     "prod": ("prod", None),
     "payments-prod": ("payments-prod", None),
     # The other target for each preset: what a user gets by switching `target`.
-    "prod-on-docker": ("prod", {"observability:target": "docker"}),
+    "prod-on-docker": ("prod", {"observability:target": "docker", "observability:highAvailability": False}),
     "dev-on-kubernetes": ("dev", {"observability:target": "kubernetes"}),
 }
 # Resource types the rules look at; a run that declares none of them proves nothing.

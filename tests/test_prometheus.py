@@ -44,8 +44,10 @@ def _flag(args: tuple[str, ...], name: str) -> str:
 def test_global_and_external_labels():
     doc = _config("prod-receivers")
     assert doc["global"]["scrape_interval"] == doc["global"]["evaluation_interval"] == "15s"
-    assert doc["global"]["external_labels"] == {"cluster": "prod", "environment": "prod"}
-    assert _config("teams")["global"]["external_labels"] == {"cluster": "payments-prod", "environment": "prod"}
+    # A prod pair (highAvailability): Mimir's HA tracker labels, the replica from the pod name.
+    assert doc["global"]["external_labels"] == {"cluster": "prod", "environment": "prod", "__replica__": "${POD_NAME}"}
+    assert _config("teams")["global"]["external_labels"]["cluster"] == "payments-prod"
+    assert _config("defaults-dev")["global"]["external_labels"] == {"cluster": "dev", "environment": "dev"}
     assert doc["rule_files"] == ["rules/*.yml"]
 
 
@@ -220,7 +222,8 @@ def test_workload():
     assert wl.health == HealthCheck.http("/-/ready", 9090, client="wget")
     assert wl.port("http").port == 9090 and wl.port("http").publish
     assert wl.discovers_pods
-    assert {e.service for e in wl.talks_to} == set(ALL_TOOLS) - {"prometheus"}
+    # Every other tool, and the collector's sampling tier (scraped under the `collector` job).
+    assert {e.service for e in wl.talks_to} == set(ALL_TOOLS) - {"prometheus"} | {"collector-sampling"}
     paths = {f.path for f in wl.config_files}
     assert "/etc/prometheus/prometheus.yml" in paths
     assert {"/etc/prometheus/rules/application.yml", "/etc/prometheus/rules/stack.yml",

@@ -102,18 +102,25 @@ def test_retention_metrics_reaches_mimir():
     assert not {p for p in changed if p.split("/", 1)[0] in MINE} - {"mimir/mimir.yaml"}
 
 
+def sampling_file(s) -> str:
+    """Where tail sampling happens: the gateway, or the sampling tier when the collector runs in
+    two tiers (highAvailability, the prod preset)."""
+    return "collector/sampling.yaml" if s.replicas("collector") > 1 else "collector/config.yaml"
+
+
 @pytest.mark.parametrize("environment", ["dev", "prod"])
 def test_sampling_changes_only_collector_config(environment):
     base = custom(environment)
     changed = custom(environment, sampling={"traces": 0.25})
-    assert _changed(base, changed) == {"collector/config.yaml"}
-    policies = _doc(changed, "collector/config.yaml")["processors"]["tail_sampling"]["policies"]
+    assert _changed(base, changed) == {sampling_file(base)}
+    assert sampling_file(base) == {"dev": "collector/config.yaml", "prod": "collector/sampling.yaml"}[environment]
+    policies = _doc(changed, sampling_file(changed))["processors"]["tail_sampling"]["policies"]
     assert {p["name"]: p for p in policies}["ratio"]["probabilistic"]["sampling_percentage"] == 25.0
 
 
 def test_preset_sampling_and_retention():
     prod = settings_for("prod-receivers")
-    policies = _doc(prod, "collector/config.yaml")["processors"]["tail_sampling"]["policies"]
+    policies = _doc(prod, sampling_file(prod))["processors"]["tail_sampling"]["policies"]
     assert [p["type"] for p in policies] == ["status_code", "latency", "probabilistic"]
     assert policies[0]["status_code"] == {"status_codes": ["ERROR"]}
     assert policies[1]["latency"] == {"threshold_ms": 1000}
@@ -459,8 +466,13 @@ def test_log_agent_per_target(target, path, glob):
 
 
 def test_gateway_exports_and_telemetry():
+    single = custom("prod", highAvailability=False)
+    assert _doc(single, "collector/config.yaml")["exporters"]["otlp/tempo"] == {"endpoint": "tempo:4317", "tls": {"insecure": True}}
+    assert "collector/sampling.yaml" not in render_tool("collector", single)
+    # Two tiers (prod's highAvailability): the sampling tier exports to Tempo.
+    sampling = _doc(settings_for("prod-receivers"), "collector/sampling.yaml")
+    assert sampling["exporters"] == {"otlp/tempo": {"endpoint": "tempo:4317", "tls": {"insecure": True}}}
     doc = _doc(settings_for("prod-receivers"), "collector/config.yaml")
-    assert doc["exporters"]["otlp/tempo"] == {"endpoint": "tempo:4317", "tls": {"insecure": True}}
     assert doc["exporters"]["otlphttp/loki"] == {"endpoint": "http://loki:3100/otlp"}
     assert doc["extensions"]["health_check"]["endpoint"] == "0.0.0.0:13133"
     reader = doc["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]
@@ -497,8 +509,13 @@ def test_mimir_single_node_paths_under_data():
     doc = _doc(settings_for("prod-receivers"), "mimir/mimir.yaml")
     assert doc["multitenancy_enabled"] is False and doc["usage_stats"] == {"enabled": False}
     assert doc["blocks_storage"]["backend"] == "filesystem"
+    # Every ring in memory; memberlist only for the HA tracker (a Prometheus pair in prod).
+    assert doc["distributor"]["ha_tracker"] == {"enable_ha_tracker": True, "kvstore": {"store": "memberlist"}}
+    assert doc["limits"]["accept_ha_samples"] is True
+    del doc["distributor"]["ha_tracker"]
     assert set(_walk(doc, "store")) == {"inmemory"}
     assert set(_walk(doc, "replication_factor")) == {1}
+    assert "ha_tracker" not in _doc(settings_for("defaults-dev"), "mimir/mimir.yaml")["distributor"]
     paths = [v for k in ("dir", "data_dir", "sync_dir", "filepath", "rule_path") for v in _walk(doc, k)]
     assert paths and all(p.startswith("/data/") for p in paths)
     assert doc["limits"]["compactor_blocks_retention_period"] == "720h"

@@ -12,6 +12,7 @@ and nothing needs a cluster. Marked `engine`; part of `make test`.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,12 @@ def test_a_stack_of_the_previous_release_upgrades_without_replacing_data(previou
     created = [(t, u) for op, t, u in ops if op == "create"]
     assert not deleted, deleted
     assert not [r for r in replaced if r[0] not in REPLACEABLE], replaced
-    assert not [c for c in created if c[0] in VOLUME_KINDS], created
+    # The prod preset now turns highAvailability on (issue 14): the only new volumes are the
+    # claims of the new replicas (`<tool>-data-<ordinal>`, ordinal >= 1); no StatefulSet is
+    # created or replaced (podManagementPolicy and serviceName stay as they were).
+    new_replica_claims = [c for c in created if c[0] == "kubernetes:core/v1:PersistentVolumeClaim"
+                          and re.search(r"-data-[1-9]$", c[1])]
+    assert not [c for c in created if c[0] in VOLUME_KINDS and c not in new_replica_claims], created
+    assert len(new_replica_claims) == 3, new_replica_claims  # alertmanager 1, 2; prometheus 1
     assert result.change_summary.get(auto.OpType.DELETE, 0) == 0
     print(f"\nupgrade from {PREVIOUS_RELEASE}: {dict(result.change_summary)}; replaced {sorted({t for t, _ in replaced})}")

@@ -14,8 +14,20 @@ Layout (logical names `f"{name}-<role>"`, every resource on the explicit provide
   namespace-wide NetworkPolicies (default deny, DNS);
 - tool component children, per workload: ServiceAccount, ConfigMap (config files), Secret
   (secret files), PersistentVolumeClaim (stateful tools), StatefulSet / Deployment / DaemonSet,
-  Service, its NetworkPolicy, an Ingress (Grafana, when enabled) and a PodDisruptionBudget (only
-  when replicas > 1; every tool runs one replica today).
+  Service, its NetworkPolicy, an Ingress (Grafana, when enabled), and for a multi-replica workload
+  a PodDisruptionBudget and, when its replicas address each other, a headless Service.
+
+Several replicas (`Workload.replicas`, `highAvailability`): a PodDisruptionBudget
+(`maxUnavailable: 1`: a node drain never takes two at once), `topologySpreadConstraints` from
+`kubernetes.topologySpread` (zone: best effort, `ScheduleAnyway`, so a one-zone cluster still
+schedules; hostname: `DoNotSchedule`, maxSkew 1), a headless Service `<name>-peers`
+(`publishNotReadyAddresses` for gossip peers, which must find each other before they are ready),
+and rollouts that keep quorum: a StatefulSet's RollingUpdate replaces one pod at a time, in
+reverse ordinal order, waiting for each to be ready (and `minReadySeconds` when the workload asks
+for time to resync); a Deployment surges one new pod before taking an old one down
+(`maxUnavailable: 0`). `podManagementPolicy` stays `OrderedReady` for every StatefulSet: it is
+immutable (changing it replaces the StatefulSet) and it only governs scaling and first creation,
+never the update order. Claims `data-<name>-<i>` are declared for every ordinal.
 
 Kubernetes object names are fixed and equal the workload name (`prometheus`), so other tools reach
 each other at `http://<name>:<port>` as on Docker, except where a new name is what rolls the pods:
@@ -57,8 +69,8 @@ import pulumi_kubernetes as k8s
 
 from ..base import Deployed, StackFlags
 from ..platform import Platform, kubernetes as kubernetes_platform
-from ..workload import Workload
-from ...config.model import Kubernetes
+from ..workload import Workload, peers_service
+from ...config.model import TOPOLOGY_KEYS, Kubernetes
 
 PART_OF = "observability"
 MANAGED_BY = "pulumi"
@@ -119,10 +131,21 @@ def config_map_name(workload: Workload) -> str:
 
 
 def replicas(workload: Workload) -> int:
-    """Every tool runs one instance (single-binary, filesystem storage, tail sampling needs all
-    spans of a trace in one collector). Kept as a function so a PodDisruptionBudget follows
-    automatically if a workload ever declares more."""
-    return int(getattr(workload, "replicas", 1) or 1)
+    return 1 if workload.per_node else max(1, workload.replicas)
+
+
+def topology_spread(kubernetes: Kubernetes, workload_name: str) -> list[dict]:
+    """`topologySpreadConstraints` of a multi-replica workload (see the module docstring)."""
+    return [{
+        "maxSkew": 1,
+        "topologyKey": TOPOLOGY_KEYS[key],
+        "whenUnsatisfiable": "DoNotSchedule" if key == "hostname" else "ScheduleAnyway",
+        "labelSelector": {"matchLabels": selector_labels(workload_name)},
+    } for key in kubernetes.topology_spread]
+
+
+# Downward API fields behind Workload.pod_name_env / pod_ip_env.
+POD_FIELDS = {"pod_name_env": "metadata.name", "pod_ip_env": "status.podIP"}
 
 
 def probe(workload: Workload, liveness: bool = False) -> dict:
@@ -142,6 +165,15 @@ def probe(workload: Workload, liveness: bool = False) -> dict:
 
 def _ports(ports) -> list[dict]:
     return [{"protocol": proto, "port": port} for proto, port in ports]
+
+
+def _protocols(w: Workload) -> dict[int, list[str]]:
+    """{port: its protocols}: a gossip port is served over TCP and UDP alike."""
+    found: dict[int, list[str]] = {}
+    for p in w.ports:
+        if p.protocol not in found.setdefault(p.port, []):
+            found[p.port].append(p.protocol)
+    return found
 
 
 class KubernetesBackend:
@@ -269,7 +301,7 @@ class KubernetesBackend:
 
         if w.data is not None and not w.per_node:
             mounts.append({"name": DATA_CLAIM, "mountPath": w.data.path})
-            depends_on.append(self._claim(name, w, parent))
+            depends_on.extend(self._claim(name, w, parent, ordinal) for ordinal in range(replicas(w)))
 
         pod = self._pod_template(w, volumes, mounts, account.metadata.name)
         meta = self._meta(w.name, w.name)
@@ -291,6 +323,7 @@ class KubernetesBackend:
                     "podManagementPolicy": "OrderedReady",
                     "revisionHistoryLimit": 10,
                     "updateStrategy": {"type": "RollingUpdate"},
+                    **({"minReadySeconds": w.min_ready_seconds} if w.min_ready_seconds else {}),
                     "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
                     "template": pod,
                     "volumeClaimTemplates": [self._claim_template(w)],
@@ -302,7 +335,8 @@ class KubernetesBackend:
             controller = k8s.apps.v1.Deployment(
                 f"{name}-deployment", metadata=meta,
                 spec={"replicas": replicas(w), "selector": selector, "template": pod,
-                      "revisionHistoryLimit": 10, "strategy": {"type": "RollingUpdate"}},
+                      "revisionHistoryLimit": 10, "strategy": self._deployment_strategy(w),
+                      **({"minReadySeconds": w.min_ready_seconds} if w.min_ready_seconds else {})},
                 opts=self._opts(parent),
             )
 
@@ -335,7 +369,30 @@ class KubernetesBackend:
                     external[p.name] = svc.apply(lambda s, p=p: f"http://{s}.{ns}.svc.cluster.local:{p.port}")
             if self.k.ingress.enabled and w.web_ui:
                 external["ingress"] = self._ingress(name, w, service, parent)
+        if w.headless and not w.per_node:
+            self._headless_service(name, w, parent, controller)
         return Deployed(internal_urls=internal, external_urls=external)
+
+    def _deployment_strategy(self, w: Workload) -> dict:
+        if replicas(w) > 1:
+            # Keep every replica serving during a rollout: one extra pod first, then one old one out.
+            return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+        return {"type": "RollingUpdate"}
+
+    def _headless_service(self, name: str, w: Workload, parent: pulumi.Resource,
+                          controller: pulumi.Resource) -> k8s.core.v1.Service:
+        """`<name>-peers`: one DNS A record per pod (Workload.headless)."""
+        return k8s.core.v1.Service(
+            f"{name}-peers", metadata=self._meta(peers_service(w.name), w.name),
+            spec={
+                "clusterIP": "None",
+                "publishNotReadyAddresses": w.headless == "all",
+                "selector": selector_labels(w.name),
+                "ports": [{"name": p.name, "port": p.port, "targetPort": p.name, "protocol": p.protocol}
+                          for p in w.ports],
+            },
+            opts=self._opts(parent, depends_on=[controller]),
+        )
 
     def finish(self, workloads: list[Workload]) -> None:
         """NetworkPolicies, once every workload (and so every flow) is known."""
@@ -380,12 +437,14 @@ class KubernetesBackend:
                       account: pulumi.Output[str]) -> dict:
         root = w.root_reason is not None
         uid, gid = (0, 0) if root else (w.uid, w.gid)
+        downward = [{"name": getattr(w, attr), "valueFrom": {"fieldRef": {"fieldPath": path}}}
+                    for attr, path in POD_FIELDS.items() if getattr(w, attr)]
         container = {
             "name": w.name,
             "image": w.image,
             "imagePullPolicy": "IfNotPresent",
             "args": list(w.args),
-            "env": [{"name": k, "value": v} for k, v in sorted(w.env.items())],
+            "env": downward + [{"name": k, "value": v} for k, v in sorted(w.env.items())],
             "ports": [{"name": p.name, "containerPort": p.port, "protocol": p.protocol} for p in w.ports],
             "readinessProbe": probe(w),
             "livenessProbe": probe(w, liveness=True),
@@ -434,6 +493,8 @@ class KubernetesBackend:
             "securityContext": pod_security,
             "containers": [container],
         }
+        if replicas(w) > 1:
+            spec["topologySpreadConstraints"] = topology_spread(self.k, w.name)
         if volumes:
             spec["volumes"] = volumes
         metadata: dict = {"labels": labels(w.name, self.flags.stack)}
@@ -451,12 +512,14 @@ class KubernetesBackend:
         return {"metadata": {"name": DATA_CLAIM, "labels": labels(w.name, self.flags.stack)},
                 "spec": self._claim_spec(w)}
 
-    def _claim(self, name: str, w: Workload, parent: pulumi.Resource) -> k8s.core.v1.PersistentVolumeClaim:
-        """The claim the StatefulSet would create (`data-<name>-0`), owned here so it can grow."""
-        claim_name = f"{DATA_CLAIM}-{w.name}-0"
+    def _claim(self, name: str, w: Workload, parent: pulumi.Resource,
+               ordinal: int = 0) -> k8s.core.v1.PersistentVolumeClaim:
+        """The claim the StatefulSet would create (`data-<name>-<ordinal>`), owned here so it can
+        grow. Ordinal 0 keeps its logical name from before replicas existed (no replacement)."""
+        claim_name = f"{DATA_CLAIM}-{w.name}-{ordinal}"
         protect = self.flags.protect_data
         claim = k8s.core.v1.PersistentVolumeClaim(
-            f"{name}-data",
+            f"{name}-data" + (f"-{ordinal}" if ordinal else ""),
             metadata=self._meta(claim_name, w.name, annotations={
                 # Readiness of a claim means nothing to us (the StatefulSet's rollout is awaited),
                 # and awaiting it deadlocks with WaitForFirstConsumer storage classes
@@ -543,12 +606,12 @@ def network_policy_specs(kubernetes: Kubernetes, workloads: list[Workload]) -> d
     specs: dict[str, dict] = {}
     for w in workloads:
         ingress_rules: list[dict] = []
-        served = {p.port: p.protocol for p in w.ports}
+        served = _protocols(w)
         for talker in sorted(workloads, key=lambda t: t.name):
             used = sorted({e.port for e in talker.talks_to if e.service == w.name and e.port in served})
             if used:
                 ingress_rules.append({"from": [{"podSelector": {"matchLabels": selector_labels(talker.name)}}],
-                                      "ports": _ports((served[port], port) for port in used)})
+                                      "ports": _ports((proto, port) for port in used for proto in served[port])})
         ingest = [(p.protocol, p.port) for p in w.ports if p.ingest]
         if ingest:
             ingress_rules.append({"from": [{"namespaceSelector": {}}], "ports": _ports(ingest)})
@@ -563,10 +626,10 @@ def network_policy_specs(kubernetes: Kubernetes, workloads: list[Workload]) -> d
             peer = by_name.get(target)
             if peer is None:
                 continue  # a disabled tool: no flow (wiring links nothing to it anyway)
-            served = {p.port: p.protocol for p in peer.ports}
+            served = _protocols(peer)
             used = sorted({e.port for e in w.talks_to if e.service == target and e.port in served})
             egress_rules.append({"to": [{"podSelector": {"matchLabels": selector_labels(target)}}],
-                                 "ports": _ports((served[port], port) for port in used)})
+                                 "ports": _ports((proto, port) for port in used for proto in served[port])})
         if w.discovers_pods:
             egress_rules.append({"to": [{"namespaceSelector": {"matchExpressions": [{
                 "key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [namespace]}]}}]})
