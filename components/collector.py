@@ -127,11 +127,14 @@ def load_balancing_exporter(peers: str) -> dict:
         # The template of the per-pod OTLP exporters (plaintext inside the stack's network);
         # a short retry so a pod that went away hands its data back to the load balancer...
         "protocol": {"otlp": {"tls": {"insecure": True}, "timeout": "5s",
-                              "retry_on_failure": {"enabled": True, "max_elapsed_time": "10s"}}},
+                              "retry_on_failure": {"enabled": True, "initial_interval": "1s",
+                                                                   "max_interval": "5s", "max_elapsed_time": "10s"}}},
         # ... which queues and retries it on the ring the resolver has updated meanwhile
         # ("resilience options 1", off by default).
         "retry_on_failure": {"enabled": True, "max_elapsed_time": "60s"},
-        "sending_queue": {"enabled": True},
+        # Its defaults are zero here (`otelcol validate`: "num_consumers must be positive"):
+        # the exporterhelper's usual 10 consumers and 1000 batches.
+        "sending_queue": {"enabled": True, "num_consumers": 10, "queue_size": 1000},
         "resolver": {"dns": {"hostname": peers, "port": str(OTLP_GRPC_PORT), "interval": "5s"}},
     }
 
