@@ -11,8 +11,10 @@ are re-rooted: command-line flag values that are absolute paths (`--config.file`
 
 Hosts. Every `static_configs` target and the `alertmanagers` target is looked up in a
 {rendered "host:port": local "127.0.0.1:port"} map the test builds; a target missing from the
-map is an error, so nothing ever resolves a service name. Dropped: `kubernetes_sd_configs` jobs
-(no cluster here) and `remote_write` (Mimir is not running). Added: extra jobs the test asks for
+map is an error, so nothing ever resolves a service name; so is every `dns_sd_configs` name (a
+headless Service resolving each replica), mapped to the local replicas' addresses. Dropped:
+`kubernetes_sd_configs` jobs (no cluster here) and `remote_write` (Mimir is not running) unless
+the test maps its URL to a local receiver. Added: extra jobs the test asks for
 (its exporter and a closed port).
 
 Clock. `scale` divides rule `for:`/`keep_firing_for:`, rule group `interval:`, the global
@@ -74,9 +76,42 @@ def _map_targets(static_configs: list, targets: Mapping[str, str]) -> None:
         group["targets"] = [targets[t] for t in group["targets"]]
 
 
+def _static_from_dns(entry: dict, resolved: Mapping[str, Sequence[str]]) -> None:
+    """`dns_sd_configs` (a headless Service: one A record per replica) -> the local replicas'
+    addresses, from {rendered "name:port": [local "127.0.0.1:port", ...]}."""
+    groups = []
+    for sd in entry.pop("dns_sd_configs"):
+        for name in sd["names"]:
+            key = f"{name}:{sd['port']}"
+            if key not in resolved:
+                raise KeyError(f"no local addresses for rendered DNS name {key}")
+            groups.append({"targets": list(resolved[key])})
+    entry["static_configs"] = groups
+
+
+def cluster_args(args: Sequence[str], root: Path, listen: str, cluster: str, peers: Sequence[str],
+                 peer_timeout: str) -> list[str]:
+    """An Alertmanager peer's flags on loopback: paths re-rooted and the web listen address as
+    `local_args`; the gossip address and the advertised one become `cluster`, the headless
+    Service in `--cluster.peer` becomes the other local peers, and `--cluster.peer-timeout` (how
+    long each position waits for the ones before it to notify) is scaled like the route timers."""
+    out = []
+    for arg in local_args(args, root, listen):
+        name = arg.partition("=")[0]
+        if name in ("--cluster.listen-address", "--cluster.advertise-address"):
+            out.append(f"{name}={cluster}")
+        elif name != "--cluster.peer":
+            out.append(arg)
+    return out + [f"--cluster.peer={p}" for p in peers] + [f"--cluster.peer-timeout={peer_timeout}"]
+
+
 def prometheus_yml(text: str, root: Path, targets: Mapping[str, str], extra_jobs: Mapping[str, str],
-                   scale: float, scrape_interval: str) -> str:
-    """The local copy of prometheus.yml (see the module docstring for every rewrite)."""
+                   scale: float, scrape_interval: str, resolved: Mapping[str, Sequence[str]] = {},
+                   remote_write: Mapping[str, str] = {}) -> str:
+    """The local copy of prometheus.yml (see the module docstring for every rewrite).
+
+    `resolved` maps DNS service discovery names (`name:port`) to local addresses; `remote_write`
+    maps rendered remote-write URLs to local receivers (without it remote write is dropped)."""
     doc = copy.deepcopy(yaml.safe_load(text))
     glob = doc.setdefault("global", {})
     glob["scrape_interval"] = scrape_interval
@@ -84,19 +119,27 @@ def prometheus_yml(text: str, root: Path, targets: Mapping[str, str], extra_jobs
         glob["evaluation_interval"] = scaled(glob["evaluation_interval"], scale)
     doc["rule_files"] = [str(under(root, f)) if f.startswith("/") else f for f in doc.get("rule_files", [])]
     for manager in (doc.get("alerting") or {}).get("alertmanagers", []):
-        _map_targets(manager["static_configs"], targets)
+        if "dns_sd_configs" in manager:
+            _static_from_dns(manager, resolved)
+        else:
+            _map_targets(manager["static_configs"], targets)
     jobs = []
     for job in doc.get("scrape_configs", []):
         if "kubernetes_sd_configs" in job:
             continue
         if "scrape_interval" in job:
             job["scrape_interval"] = scrape_interval
-        _map_targets(job.get("static_configs", []), targets)
+        if "dns_sd_configs" in job:
+            _static_from_dns(job, resolved)
+        else:
+            _map_targets(job.get("static_configs", []), targets)
         jobs.append(job)
     for name, target in extra_jobs.items():
         jobs.append({"job_name": name, "static_configs": [{"targets": [target]}]})
     doc["scrape_configs"] = jobs
-    doc.pop("remote_write", None)
+    writes = [dict(w, url=remote_write[w["url"]]) for w in doc.pop("remote_write", []) if w["url"] in remote_write]
+    if writes:
+        doc["remote_write"] = writes
     return yaml.safe_dump(doc, sort_keys=False)
 
 

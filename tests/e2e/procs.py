@@ -36,12 +36,15 @@ def http_post_json(url: str, body: Any, timeout: float = 5) -> int:
 class Process:
     """A child process whose output goes to `log`; `stop()` is safe to call any number of times."""
 
-    def __init__(self, name: str, argv: Sequence[str], log: Path, cwd: Optional[Path] = None):
+    def __init__(self, name: str, argv: Sequence[str], log: Path, cwd: Optional[Path] = None,
+                 env: Optional[dict[str, str]] = None):
+        """`env`: variables added to this process' environment."""
         self.name, self.argv, self.log = name, list(argv), log
         self._log_file = open(log, "wb")
         # Own session: stop() signals the whole group, nothing outlives the test.
         self.proc = subprocess.Popen(self.argv, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True,
+                                     env={**os.environ, **env} if env else None)
 
     def output(self, tail: int = 4000) -> str:
         try:
