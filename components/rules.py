@@ -293,16 +293,24 @@ def stack_group(settings: Settings, stack_jobs: Iterable[str]) -> dict:
     if on("collector"):
         # Counter names gained a `_total` suffix when the collector's telemetry moved to the
         # OpenTelemetry SDK's Prometheus exporter; match both spellings.
-        signals = "(spans|log_records|metric_points)(_total)?"
+        # One rate per signal: `rate` drops the metric name, so a single rate over all three
+        # names yields duplicate label sets (receiver `otlp` takes spans, logs and metrics) and
+        # the rule fails to evaluate ("vector cannot contain metrics with the same labelset",
+        # seen with the real collector in tests/test_python_service_e2e.py).
+        def per_signal(prefix: str, by: str) -> str:
+            return " or ".join(
+                f'sum by ({by}) (rate({{__name__=~"{prefix}_{signal}(_total)?"}}[5m])) > 0'
+                for signal in ("spans", "log_records", "metric_points"))
+
         rules.append(_failing(
             "CollectorExportFailing",
-            f'sum by (exporter) (rate({{__name__=~"otelcol_exporter_send_failed_{signals}"}}[5m])) > 0',
+            per_signal("otelcol_exporter_send_failed", "exporter"),
             "collector", "The OpenTelemetry collector cannot export telemetry",
             "Exporter {{ $labels.exporter }} drops {{ $value | humanize }} items/s.",
         ))
         rules.append(_failing(
             "CollectorRefusingTelemetry",
-            f'sum by (receiver) (rate({{__name__=~"otelcol_receiver_refused_{signals}"}}[5m])) > 0',
+            per_signal("otelcol_receiver_refused", "receiver"),
             "collector", "The OpenTelemetry collector refuses incoming telemetry",
             "Receiver {{ $labels.receiver }} refuses {{ $value | humanize }} items/s (usually memory "
             "pressure or a failing backend).",

@@ -88,6 +88,7 @@ class Run:
     panels: list = field(default_factory=list)  # (dashboard, panel, expr, series)
     variables: dict = field(default_factory=dict)
     service_down: list = field(default_factory=list)
+    unhealthy_rules: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
 
 
@@ -356,6 +357,9 @@ def running(tmp: Path):
         run = Run(settings, prom, am, [], load, traces.spans.all(), logs.records.all(),
                   {job: list(p.lines) for job, p in services.items()}, timings=timings)
         run.variables, run.panels = dashboard_queries(settings, prom)
+        run.unhealthy_rules = [(rule["name"], rule.get("lastError")) for group in
+                               http_get_json(f"{prom}/api/v1/rules")["data"]["groups"]
+                               for rule in group["rules"] if rule["health"] != "ok"]
 
         # ServiceDown: stop the prometheus-client service; its team target's `up` goes to 0.
         services["shop-prom"].stop()
@@ -402,6 +406,12 @@ def test_alert_reaches_team_receiver(run, alertname, job):
     assert got, f"{alertname} for {job} not delivered"
     assert {receiver for receiver, _ in got} == {TEAM_RECEIVER}
     assert all(labels.get("team") == TEAM for _, labels in got)
+
+
+def test_every_rule_evaluates(run):
+    """With both conventions' series present, every rule evaluates (no many-to-many joins,
+    no duplicate label sets)."""
+    assert not run.unhealthy_rules
 
 
 def test_service_down_reaches_team_receiver(run):
