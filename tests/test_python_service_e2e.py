@@ -29,6 +29,7 @@ Run alone: `./venv/bin/pytest tests/test_python_service_e2e.py -s` (about 2 minu
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -373,6 +374,9 @@ def running(tmp: Path):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, request):
+    # The workloads hold pulumi Outputs, which need a current event loop; an earlier test module
+    # may have closed or unset the main thread's.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     with running(tmp_path_factory.mktemp("python-service")) as result:
         yield result
         capture = request.config.pluginmanager.get_plugin("capturemanager")
