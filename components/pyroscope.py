@@ -29,7 +29,7 @@ IMAGE_VOLUMES = ("/data-compactor", "/data-metastore")
 
 
 # Distroless image: no shell, no HTTP client, so no in-container Docker healthcheck. The image
-# declares `VOLUME /data-compactor /data-metastore` (cmd/pyroscope/Dockerfile at v1.16.0); covering
+# declares `VOLUME /data-compactor /data-metastore` (cmd/pyroscope/Dockerfile at v1.16.0 and v1.21.1); covering
 # them keeps Docker from creating an anonymous volume for each. Unused: the compactor works under
 # /data (see config), the metastore is v2 storage only.
 BINARY = SingleBinary(TOOL, uid=UID, data_dir=DATA_DIR, config_path=CONFIG_PATH, rendered="pyroscope/config.yaml",

@@ -7,9 +7,10 @@ Upstream reference: Tempo configuration reference
 `send_exemplars`, and `overrides.defaults.metrics_generator.processors`). The upgrade guide
 notes that since 2.7 receivers bind to localhost unless given an address, hence `0.0.0.0`.
 
-Image facts (2.9): `gcr.io/distroless/static-debian12:debug` with busybox under `/busybox` only
-(the 2.10 upgrade notes say the `:debug` base was dropped there), user 10001:10001, `/var/tempo`
-owned by it, no default config file (so `-config.file` is always passed).
+Image facts (2.10.8, `cmd/tempo/Dockerfile` at the tag): `gcr.io/distroless/static-debian12`
+without busybox (2.9's `:debug` base is gone), user 10001:10001, `/var/tempo` created by a setup
+stage, no default config file (so `-config.file` is always passed). Tempo 3 (ingesters and
+compactor removed) is not pinned yet: docs/upstream-facts.md section 12 says why.
 
 Span metrics and service graphs are remote-written to the stack's metrics sink, which
 `components/wiring.py` resolves (Mimir when enabled, else Prometheus' remote-write receiver).
@@ -35,10 +36,10 @@ DATA_DIR = "/var/tempo"
 CONFIG_PATH = "/etc/tempo/tempo.yaml"
 
 
-# 2.9's image is distroless:debug: busybox wget exists, but only at /busybox/wget. Apps push OTLP
+# Distroless without busybox since 2.10: no client inside the image. Apps push OTLP
 # to the OTLP ports (below), not to the HTTP port.
 BINARY = SingleBinary(TOOL, uid=UID, data_dir=DATA_DIR, config_path=CONFIG_PATH, rendered="tempo/tempo.yaml",
-                      http_port=HTTP_PORT, grpc_port=GRPC_PORT, ingest=False, client="/busybox/wget")
+                      http_port=HTTP_PORT, grpc_port=GRPC_PORT, ingest=False)
 
 
 def serves(service: str) -> dict[str, Endpoint]:
