@@ -127,7 +127,8 @@ def rendered_sizes(config: dict, stack: str) -> tuple[int, int]:
 
 
 def footprint(stack: str) -> list[tuple]:
-    """Per deployed workload (the collector's per-node agent included): requests, limits, volume."""
+    """Per deployed workload (the collector's per-node agent included, counted once): replicas,
+    then requests, limits and volume summed over its replicas (prod runs highAvailability)."""
     from observability_stack.components.registry import NAMES
     from observability_stack.components.render import workloads_of
     from observability_stack.config import settings_from_stack_file
@@ -139,9 +140,10 @@ def footprint(stack: str) -> list[tuple]:
             continue
         extra = {"admin_password": "unused"} if tool == "grafana" else {}
         for w in workloads_of(tool, settings, **extra):
-            r = w.resources
-            rows.append((w.name, r.cpu_request_cores, r.memory_request_bytes, r.cpu_limit_cores,
-                         r.memory_limit_bytes, w.data.size if w.data else "-"))
+            r, n = w.resources, (1 if w.per_node else w.replicas)
+            size = f"{n} x {w.data.size}" if w.data and n > 1 else (w.data.size if w.data else "-")
+            rows.append((w.name, n, r.cpu_request_cores * n, r.memory_request_bytes * n, r.cpu_limit_cores * n,
+                         r.memory_limit_bytes * n, size))
     return rows
 
 
@@ -184,12 +186,18 @@ def main() -> int:
     for stack in ("dev", "prod"):
         rows = footprint(stack)
         print(f"\n## footprint: {stack}\n")
-        print("| tool | cpu request | memory request | cpu limit | memory limit | volume |\n|---|---|---|---|---|---|")
-        for tool, cr, mr, cl, ml, size in rows:
-            print(f"| {tool} | {cr:g} | {mr / mib:.0f}Mi | {cl:g} | {ml / mib:.0f}Mi | {size} |")
-        total = [sum(r[i] for r in rows) for i in range(1, 5)]
-        storage = sum(int(r[5][:-2]) for r in rows if r[5] != "-")
-        print(f"| **total** | {total[0]:g} | {total[1] / gib:.2f}Gi | {total[2]:g} | {total[3] / gib:.2f}Gi | {storage}Gi |")
+        print("| tool | replicas | cpu request | memory request | cpu limit | memory limit | volume |\n"
+              "|---|---|---|---|---|---|---|")
+        for tool, n, cr, mr, cl, ml, size in rows:
+            print(f"| {tool} | {n} | {cr:g} | {mr / mib:.0f}Mi | {cl:g} | {ml / mib:.0f}Mi | {size} |")
+        total = [sum(r[i] for r in rows) for i in range(2, 6)]
+
+        def gib_of(size: str) -> int:  # "12Gi" or "3 x 12Gi"
+            count, _, each = size.rpartition(" x ")
+            return int(count or 1) * int(each[:-2])
+
+        storage = sum(gib_of(r[6]) for r in rows if r[6] != "-")
+        print(f"| **total** | | {total[0]:g} | {total[1] / gib:.2f}Gi | {total[2]:g} | {total[3] / gib:.2f}Gi | {storage}Gi |")
     return 0
 
 

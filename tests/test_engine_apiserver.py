@@ -121,13 +121,41 @@ def test_up_is_admitted_by_the_api_server(deployed):
     configmaps = api.names(f"/api/v1/namespaces/{NS}/configmaps") - {"kube-root-ca.crt"}
     secrets = api.names(f"/api/v1/namespaces/{NS}/secrets")
     assert len(statefulsets) == 7, statefulsets
-    assert len(claims) == 7, claims
+    # One claim per replica: prod runs highAvailability (Alertmanager x3, Prometheus x2).
+    assert len(claims) == 10, claims
     assert services and policies and configmaps and secrets, (services, policies, configmaps, secrets)
     assert api.names(f"/apis/apps/v1/namespaces/{NS}/daemonsets")
     assert api.names(f"/apis/apps/v1/namespaces/{NS}/deployments")
     for claim in api.items(f"/api/v1/namespaces/{NS}/persistentvolumeclaims"):
         assert claim["spec"]["storageClassName"] == STORAGE_CLASS
     FIGURES["objects"] = sum(map(len, (statefulsets, claims, services, policies, configmaps, secrets)))
+
+
+def test_high_availability_objects_are_admitted(deployed):
+    """Issue 14: PDBs, topology spread, headless Services and the gossip port, as the API server
+    holds them."""
+    _, _, _, api, _ = deployed
+    pdbs = {p["metadata"]["name"]: p for p in api.items(f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets")}
+    assert set(pdbs) == {"alertmanager", "prometheus", "collector", "collector-sampling"}, set(pdbs)
+    assert all(p["spec"]["maxUnavailable"] == 1 for p in pdbs.values())
+    workloads = {w["metadata"]["name"]: w for path in ("statefulsets", "deployments")
+                 for w in api.items(f"/apis/apps/v1/namespaces/{NS}/{path}")}
+    for name in pdbs:
+        spec = workloads[name]["spec"]
+        assert spec["replicas"] == {"alertmanager": 3}.get(name, 2), name
+        keys = [c["topologyKey"] for c in spec["template"]["spec"]["topologySpreadConstraints"]]
+        assert keys == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"], name
+    assert workloads["alertmanager"]["spec"]["podManagementPolicy"] == "OrderedReady"
+    services = {s["metadata"]["name"]: s for s in api.items(f"/api/v1/namespaces/{NS}/services")}
+    headless = {n: s for n, s in services.items() if n.endswith("-peers")}
+    assert set(headless) == {"alertmanager-peers", "prometheus-peers", "collector-peers", "collector-sampling-peers"}
+    assert all(s["spec"]["clusterIP"] == "None" for s in headless.values())
+    assert headless["alertmanager-peers"]["spec"].get("publishNotReadyAddresses") is True
+    am = next(p for p in api.items(f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies")
+              if p["metadata"]["name"] == "alertmanager")
+    gossip = [r for r in am["spec"]["ingress"] if any(p["port"] == 9094 for p in r["ports"])]
+    assert [sorted(p["protocol"] for p in r["ports"]) for r in gossip] == [["TCP", "UDP"]]
+    FIGURES["HA objects"] = len(pdbs) + len(headless)
 
 
 def test_preview_right_after_up_shows_no_changes(deployed):
