@@ -22,6 +22,7 @@ The figures (alerts sent, delivered, duplicated, lost) are printed at the end.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import signal
@@ -49,6 +50,16 @@ SCRAPE_INTERVAL = "1s"
 BATCH = 12
 WAIT = 40
 FIGURES: dict[str, dict] = {}
+
+
+@pytest.fixture(autouse=True)
+def _event_loop():
+    """Workloads carry secret files as pulumi Outputs, which need a current event loop (an
+    earlier test module may have closed or unset it)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    loop.close()
 
 
 def pinned_binary(name: str) -> str:
@@ -114,6 +125,7 @@ def count(cluster: Cluster, names: list[str], phase: str, settle: float) -> dict
 def cluster(tmp_path_factory):
     binary = pinned_binary("alertmanager")
     tmp = tmp_path_factory.mktemp("ha")
+    asyncio.set_event_loop(asyncio.new_event_loop())  # module scope: before the per-test loop
     with contextlib.ExitStack() as stack:
         deliveries = Deliveries()
         sink = stack.enter_context(HttpSink(deliveries))
