@@ -256,8 +256,11 @@ def test_prometheus_pair_alerts_once_and_survives_a_lost_replica(cluster: Cluste
         firing_once = [d for d in groups if [a["labels"]["job"] for a in d.body["alerts"]] == ["e2e-down"]]
         assert len(firing_once) == 1, [d.body for d in groups]
         assert all("__replica__" not in a["labels"] for d in groups for a in d.body["alerts"])
-        # Both replicas sent it (so the one notification is deduplication, not a silent replica).
+        # Both replicas alert every (surviving) Alertmanager and sent it (so the one notification
+        # is deduplication, not a silent replica).
         for address in addresses:
+            found = http_get_json(f"http://{address}/api/v1/query?query=prometheus_notifications_alertmanagers_discovered")
+            assert float(found["data"]["result"][0]["value"][1]) == len(cluster.alive()), address
             sent = http_get_json(f"http://{address}/api/v1/query?query=" + urllib.parse.quote(
                 "sum(prometheus_notifications_sent_total)"))["data"]["result"]
             assert sent and float(sent[0]["value"][1]) > 0, address
