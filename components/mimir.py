@@ -61,13 +61,8 @@ def _blocks_bucket(bucket: Bucket) -> dict:
     """`blocks_storage` backend block (Mimir 3.0.2 reference: `s3_storage_backend`,
     `gcs_storage_backend`, `azure_storage_backend`); credentials only as `${VAR}` references."""
     if bucket.kind == "s3":
-        s3 = {"endpoint": bucket.endpoint, "region": bucket.region, "bucket_name": bucket.bucket,
-              "insecure": bucket.insecure}
-        if bucket.path_style:
-            s3["bucket_lookup_type"] = "path"  # "Supported values are: auto, path, virtual-hosted"
-        if bucket.key_id:
-            s3.update(access_key_id=bucket.key_id, secret_access_key=bucket.secret)
-        return {"backend": "s3", "s3": s3}
+        # "Supported values are: auto, path, virtual-hosted"
+        return {"backend": "s3", "s3": bucket.objstore_s3("path")}
     if bucket.kind == "gcs":
         # No `service_account`: "If empty, fallback to Google default logic" (ADC).
         return {"backend": "gcs", "gcs": {"bucket_name": bucket.bucket}}

@@ -97,6 +97,17 @@ class Bucket:
     def args(self) -> tuple[str, ...]:
         return (EXPAND_ENV_FLAG,) if self.secret_env else ()
 
+    def objstore_s3(self, path_style_value: str) -> dict:
+        """The S3 block of Thanos' objstore client, which Mimir and Pyroscope both embed; they
+        spell path-style lookup differently (`path_style_value`, from each tool's reference)."""
+        s3 = {"endpoint": self.endpoint, "region": self.region, "bucket_name": self.bucket,
+              "insecure": self.insecure}
+        if self.path_style:
+            s3["bucket_lookup_type"] = path_style_value
+        if self.key_id:
+            s3.update(access_key_id=self.key_id, secret_access_key=self.secret)
+        return s3
+
 
 def bucket_for(settings: Settings, tool: str) -> Optional[Bucket]:
     """The tool's bucket, or None when `objectStorage` is not set (filesystem on the claim)."""

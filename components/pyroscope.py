@@ -49,13 +49,8 @@ def _storage(bucket: Bucket) -> dict:
     if bucket.prefix:
         doc["prefix"] = bucket.prefix
     if bucket.kind == "s3":
-        s3 = {"endpoint": bucket.endpoint, "region": bucket.region, "bucket_name": bucket.bucket,
-              "insecure": bucket.insecure}
-        if bucket.path_style:
-            s3["bucket_lookup_type"] = "path-style"  # "use one of: [path-style virtual-hosted-style auto]"
-        if bucket.key_id:
-            s3.update(access_key_id=bucket.key_id, secret_access_key=bucket.secret)
-        doc["s3"] = s3
+        # "use one of: [path-style virtual-hosted-style auto]"
+        doc["s3"] = bucket.objstore_s3("path-style")
     elif bucket.kind == "gcs":
         doc["gcs"] = {"bucket_name": bucket.bucket}  # empty service_account: Google's default credentials
     else:

@@ -182,21 +182,11 @@ class Resources:
         r = component.resources
         return Resources(r.requests.cpu, r.requests.memory, r.limits.cpu, r.limits.memory)
 
-    @property
-    def memory_limit_bytes(self) -> int:
-        return parse_bytes(self.memory_limit)
-
-    @property
-    def memory_request_bytes(self) -> int:
-        return parse_bytes(self.memory_request)
-
-    @property
-    def cpu_limit_cores(self) -> float:
-        return parse_cpu(self.cpu_limit)
-
-    @property
-    def cpu_request_cores(self) -> float:
-        return parse_cpu(self.cpu_request)
+    # Parsed amounts (bytes, cores): footprints and the Docker backend's MB / decimal CPUs.
+    memory_limit_bytes = property(lambda self: parse_bytes(self.memory_limit))
+    memory_request_bytes = property(lambda self: parse_bytes(self.memory_request))
+    cpu_limit_cores = property(lambda self: parse_cpu(self.cpu_limit))
+    cpu_request_cores = property(lambda self: parse_cpu(self.cpu_request))
 
 
 @dataclass(frozen=True)
