@@ -16,6 +16,7 @@ from __future__ import annotations
 
 
 from .base import ToolComponent
+from .objectstorage import Bucket, bucket_for
 from .workload import Endpoint, SingleBinary
 from ..config.durations import go_duration
 from ..config.model import Settings
@@ -41,7 +42,34 @@ def serves(service: str) -> dict[str, Endpoint]:
     return {"http": http, "query": http.at("")}
 
 
+def _storage(bucket: Bucket) -> dict:
+    """`storage` for the bucket (Pyroscope 1.21.1 reference: `storage.s3|gcs|azure`, `storage.prefix`;
+    `storage_prefix` is deprecated there); credentials only as `${VAR}` references."""
+    doc: dict = {"backend": bucket.kind}
+    if bucket.prefix:
+        doc["prefix"] = bucket.prefix
+    if bucket.kind == "s3":
+        # "use one of: [path-style virtual-hosted-style auto]"
+        doc["s3"] = bucket.objstore_s3("path-style")
+    elif bucket.kind == "gcs":
+        doc["gcs"] = {"bucket_name": bucket.bucket}  # empty service_account: Google's default credentials
+    else:
+        doc["azure"] = {"account_name": bucket.account_name, "container_name": bucket.bucket,
+                        **({"account_key": bucket.secret} if bucket.secret else {})}
+    return doc
+
+
 def config(settings: Settings) -> dict:
+    doc = _filesystem_config(settings)
+    bucket = bucket_for(settings, TOOL)
+    if bucket is not None:
+        # Blocks go to the bucket; the claim keeps the ingesters' head blocks (`pyroscopedb`,
+        # uploaded when cut) and the compactor's scratch space.
+        doc["storage"] = _storage(bucket)
+    return doc
+
+
+def _filesystem_config(settings: Settings) -> dict:
     return {
         "server": {"http_listen_port": HTTP_PORT},
         "storage": {"backend": "filesystem", "filesystem": {"dir": f"{DATA_DIR}/shared"}},

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 
 from .base import ToolComponent
+from .objectstorage import Bucket, bucket_for
 from .platform import Platform
 from .wiring import Links
 from .workload import Endpoint, Port, SingleBinary, Workload
@@ -54,6 +55,27 @@ def serves(service: str) -> dict[str, Endpoint]:
     }
 
 
+def _trace_backend(bucket: Bucket) -> dict:
+    """`storage.trace` backend block (Tempo 2.10.8 configuration: `s3`, `gcs`, `azure`, each with
+    `prefix` "to nest all the objects within a shared bucket"); credentials only as `${VAR}`."""
+    if bucket.kind == "s3":
+        block = {"bucket": bucket.bucket, "endpoint": bucket.endpoint, "region": bucket.region,
+                 "insecure": bucket.insecure, "forcepathstyle": bucket.path_style}
+        if bucket.key_id:
+            block.update(access_key=bucket.key_id, secret_key=bucket.secret)
+    elif bucket.kind == "gcs":
+        block = {"bucket_name": bucket.bucket}  # no key in config: Application Default Credentials
+    else:
+        block = {"storage_account_name": bucket.account_name, "container_name": bucket.bucket}
+        if bucket.secret:
+            block["storage_account_key"] = bucket.secret
+        else:
+            block["use_federated_token"] = True  # Azure Workload Identity
+    if bucket.prefix:
+        block["prefix"] = bucket.prefix
+    return {"backend": bucket.kind, bucket.kind: block}
+
+
 def config(settings: Settings, links: Links) -> dict:
     doc: dict = {
         # Streaming search/metrics over HTTP; Grafana's Tempo datasource uses it when available.
@@ -73,6 +95,12 @@ def config(settings: Settings, links: Links) -> dict:
         }},
         "usage_report": {"reporting_enabled": False},
     }
+    bucket = bucket_for(settings, TOOL)
+    if bucket is not None:
+        # Blocks go to the bucket; the claim keeps the WAL (and the generator's WAL below).
+        trace = doc["storage"]["trace"]
+        del trace["local"], trace["backend"]
+        trace.update(_trace_backend(bucket))
     # Span metrics and service graphs go to the stack's metrics sink (wiring decides which).
     write_url = links.metrics_sink.url if links.metrics_sink else None
     if write_url:

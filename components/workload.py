@@ -185,21 +185,11 @@ class Resources:
         r = component.resources
         return Resources(r.requests.cpu, r.requests.memory, r.limits.cpu, r.limits.memory)
 
-    @property
-    def memory_limit_bytes(self) -> int:
-        return parse_bytes(self.memory_limit)
-
-    @property
-    def memory_request_bytes(self) -> int:
-        return parse_bytes(self.memory_request)
-
-    @property
-    def cpu_limit_cores(self) -> float:
-        return parse_cpu(self.cpu_limit)
-
-    @property
-    def cpu_request_cores(self) -> float:
-        return parse_cpu(self.cpu_request)
+    # Parsed amounts (bytes, cores): footprints and the Docker backend's MB / decimal CPUs.
+    memory_limit_bytes = property(lambda self: parse_bytes(self.memory_limit))
+    memory_request_bytes = property(lambda self: parse_bytes(self.memory_request))
+    cpu_limit_cores = property(lambda self: parse_cpu(self.cpu_limit))
+    cpu_request_cores = property(lambda self: parse_cpu(self.cpu_request))
 
 
 @dataclass(frozen=True)
@@ -213,7 +203,7 @@ class Workload:
     resources: Resources
     args: tuple[str, ...] = ()
     command: Optional[tuple[str, ...]] = None  # entrypoint override; None keeps the image's
-    env: dict[str, str] = field(default_factory=dict)  # never secrets: use secret_files
+    env: dict[str, str] = field(default_factory=dict)  # never secrets: use secret_files or secret_env
     config_files: tuple[ConfigFile, ...] = ()
     secret_files: tuple[SecretFile, ...] = ()
     data: Optional[DataVolume] = None
@@ -258,6 +248,13 @@ class Workload:
     # Seconds a new pod must stay ready before the rollout moves on to the next one (time for a
     # gossip peer to sync its state from the others).
     min_ready_seconds: int = 0
+    # Environment variables whose values are secrets (pulumi Output[str] marked secret), for tools
+    # that read a credential only from their environment (object storage keys expanded into a
+    # config by `-config.expand-env`). Kubernetes: a Secret and `secretKeyRef`; never plain `env`.
+    secret_env: dict[str, Any] = field(default_factory=dict)
+    # Annotations on the workload's identity (Kubernetes ServiceAccount), e.g. for workload
+    # identity (`eks.amazonaws.com/role-arn`).
+    service_account_annotations: dict[str, str] = field(default_factory=dict)
 
     def port(self, name: str) -> Port:
         for p in self.ports:
@@ -331,13 +328,24 @@ class SingleBinary:
         ports = (Port("http", self.http_port, publish=True, ingest=self.ingest), *extra_ports)
         if self.grpc_port:
             ports += (Port("grpc", self.grpc_port),)
+        # Object storage (issue 15): credentials as secret env/files, the expand-env flag, egress
+        # to the store, workload-identity annotations; nothing when the data stays on the claim.
+        from .objectstorage import bucket_for, workload_fields
+
+        storage = workload_fields(bucket_for(settings, self.tool))
+        if storage:
+            fields["egress_ports"] = tuple(fields.get("egress_ports", ())) + storage.pop("egress_ports")
+        extra_args = storage.pop("extra_args", ())
+        extra_secret_files = storage.pop("extra_secret_files", ())
         return (tool_workload(
             settings, self.tool, service=links.service(self.tool), data_dir=self.data_dir,
             uid=self.uid, gid=self.uid,
-            args=tuple(flags({"config.file": self.config_path}, prefix="-")),
+            args=tuple(flags({"config.file": self.config_path}, prefix="-")) + extra_args,
             ports=ports,
             health=HealthCheck.http("/ready", self.http_port, client=self.client),
             config_files=(ConfigFile(self.config_path, to_yaml(config)),),
             scratch=self.scratch,
+            **({"secret_files": extra_secret_files} if extra_secret_files else {}),
+            **storage,
             **fields,
         ),)
