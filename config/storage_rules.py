@@ -34,8 +34,8 @@ def _expandable(value: SecretStr) -> bool:
 def object_storage_problems(s: Any) -> list[str]:
     problems: list[str] = []
     store = s.object_storage
-    # `highAvailability` arrives with issue 14; until then the rule is dormant (getattr).
-    ha = bool(getattr(s, "high_availability", False))
+    # On Docker, highAvailability itself is refused (config/loader.py): one message, not two.
+    ha = bool(getattr(s, "high_availability", False)) and s.target == "kubernetes"
     stateful = [t for t in STORAGE_TOOLS if s.enabled(t)]
     if store is None:
         if ha and stateful:

@@ -140,6 +140,11 @@ def _receivers() -> list[dict]:
     ]
 
 
+# Prod runs highAvailability, which needs object storage for the storage backends (issue 15's
+# rule): the committed prod stacks' example bucket, through workload identity (no key).
+EXAMPLE_BUCKET = {"s3": {"region": "eu-west-1", "bucket": "example-observability"}}
+
+
 def _settings_case(name: str) -> Settings:
     """A settings-only case, loaded as the program loads stack config (credentials given as
     SECRET-prefixed strings under keys marked secret)."""
@@ -147,7 +152,8 @@ def _settings_case(name: str) -> Settings:
     if name == "defaults-dev":
         return load_settings({}, stack="dev", secret_keys=[])
     if name == "prod-receivers":
-        return load_settings({"alerting": {"receivers": _receivers(), "routes": routes}},
+        return load_settings({"alerting": {"receivers": _receivers(), "routes": routes},
+                              "objectStorage": EXAMPLE_BUCKET},
                              stack="prod", secret_keys=["alerting"])
     if name == "teams":
         teams = [
@@ -166,7 +172,7 @@ def _settings_case(name: str) -> Settings:
              "scrapeTargets": [{"job": "checkout-api", "targets": ["checkout:8000", "checkout-2:8000"]}]},
         ]
         return load_settings({"environment": "prod", "alerting": {"receivers": _receivers(), "routes": routes},
-                              "teams": teams},
+                              "teams": teams, "objectStorage": EXAMPLE_BUCKET},
                              stack="payments-prod", secret_keys=["alerting", "teams"])
     if name == "prometheus-only":
         components = {t: {"enabled": t in ("prometheus", "alertmanager")} for t in ALL_TOOLS}

@@ -150,7 +150,9 @@ def test_pyroscope_compactor_works_on_the_data_volume(prod):
 
 def test_loki_rules_directory_exists_on_kubernetes(prod):
     config = yaml.safe_load(_config_map_file(prod, "loki", "loki.yaml"))
-    rules = config["common"]["storage"]["filesystem"]["rules_directory"]
+    # With object storage (the committed prod stack) the ruler keeps its local directory.
+    storage = config["common"]["storage"]
+    rules = storage["filesystem"]["rules_directory"] if "filesystem" in storage else config["ruler"]["storage"]["local"]["directory"]
     pod = _statefulset(prod, "loki")["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     by_path = {m["mountPath"]: volumes.get(m["name"], {"claim": True})

@@ -16,7 +16,7 @@ AUDITED.update({
 })
 # One host cannot be highly available: prod on Docker must turn the preset's HA off.
 AUDITED["prod-on-docker"] = ("prod", {**scenarios()["prod"][1], NS + "target": "docker",
-                                      NS + "highAvailability": False})
+                                      NS + "highAvailability": False, NS + "objectStorage": None})
 
 _RUNS: dict = {}
 

@@ -18,8 +18,12 @@ PROD_ALERTING = {
 }
 
 
+# Prod runs highAvailability, which needs object storage for the storage backends.
+BUCKET = {"s3": {"region": "eu-west-1", "bucket": "example-observability"}}
+
+
 def prod(**raw):
-    return load_settings({"alerting": PROD_ALERTING, **raw}, stack="prod")
+    return load_settings({"alerting": PROD_ALERTING, "objectStorage": BUCKET, **raw}, stack="prod")
 
 
 def errors(raw, stack="dev", secret_keys=None):
@@ -54,13 +58,14 @@ def test_prod_preset_uses_the_seeds_figures():
 
 def test_every_preset_is_valid_over_the_defaults():
     for name in PRESETS:
-        raw = {"alerting": PROD_ALERTING} if name == "prod" else {}
+        raw = {"alerting": PROD_ALERTING, "objectStorage": BUCKET} if name == "prod" else {}
         assert load_settings(raw, stack=name).environment == name
 
 
 def test_environment_defaults_to_stack_name_and_team_stack_sets_it():
     assert load_settings({}, stack="dev").environment == "dev"
-    team = load_settings({"environment": "prod", "alerting": PROD_ALERTING}, stack="payments-prod")
+    team = load_settings({"environment": "prod", "alerting": PROD_ALERTING, "objectStorage": BUCKET},
+                         stack="payments-prod")
     assert team.environment == "prod" and team.stack == "payments-prod"
 
 
@@ -138,7 +143,7 @@ def test_all_problems_reported_at_once():
 
 
 def test_prod_requires_critical_and_warning_routes():
-    problems = errors({}, stack="prod")
+    problems = errors({"objectStorage": BUCKET}, stack="prod")
     assert problems == [
         "observability:alerting.routes.critical: is required in prod (name a receiver; the seed sends critical to PagerDuty, warning to Slack)",
         "observability:alerting.routes.warning: is required in prod (name a receiver; the seed sends critical to PagerDuty, warning to Slack)",
@@ -146,7 +151,8 @@ def test_prod_requires_critical_and_warning_routes():
 
 
 def test_prod_routes_must_reach_someone():
-    raw = {"alerting": {"receivers": [{"name": "void"}], "routes": {"critical": "void", "warning": "void"}}}
+    raw = {"alerting": {"receivers": [{"name": "void"}], "routes": {"critical": "void", "warning": "void"}},
+           "objectStorage": BUCKET}
     assert all("has no slack, pagerduty, email or webhook" in p for p in errors(raw, stack="prod"))
 
 
@@ -201,7 +207,8 @@ def test_public_exposure_needs_opt_in():
 
 
 def test_anonymous_grafana_refused_in_prod():
-    (problem,) = errors({"alerting": PROD_ALERTING, "grafana": {"anonymousAccess": True}}, stack="prod")
+    (problem,) = errors({"alerting": PROD_ALERTING, "grafana": {"anonymousAccess": True}, "objectStorage": BUCKET},
+                        stack="prod")
     assert problem.startswith("observability:grafana.anonymousAccess: true is not allowed in prod")
 
 
@@ -261,7 +268,7 @@ def test_for_environment_merges_like_stack_config_in_either_spelling():
         "prod", stack="platform-prod",
         alerting={"receivers": receivers, "routes": {"critical": "pager", "warning": "chat"}},
         retention={"logs": "90d"}, protect_data=True,
-        kubernetes={"namespace": "obs-platform"},
+        kubernetes={"namespace": "obs-platform"}, object_storage=BUCKET,
     )
     assert (s.environment, s.stack, s.target) == ("prod", "platform-prod", "kubernetes")
     # The preset's other retentions stay (objects merge key by key).

@@ -42,6 +42,7 @@ from opentelemetry.trace import Status, StatusCode
 from observability_stack.components.render import render_tool
 from observability_stack.config import Settings
 from tests import tools
+from tests.scenarios import EXAMPLE_BUCKET
 from tests.e2e.procs import Process, free_port
 
 pytestmark = pytest.mark.slow
@@ -117,7 +118,7 @@ def test_two_tiers_sample_whole_traces_and_count_the_loss_of_a_sampler(tmp_path)
     binary = tools.otelcol()
     settings = Settings(environment="prod", alerting={
         "receivers": [{"name": "pager", "webhook": {"url": "http://127.0.0.1:9/hook"}}],
-        "routes": {"critical": "pager", "warning": "pager"}})
+        "routes": {"critical": "pager", "warning": "pager"}}, object_storage=EXAMPLE_BUCKET)
     files = render_tool("collector", settings)
     assert "collector/sampling.yaml" in files and settings.replicas("collector") == 2
     ratio = settings.sampling.traces
@@ -243,7 +244,7 @@ def test_dns_resolver_moves_a_dead_samplers_traffic(tmp_path):
     binary = tools.otelcol()
     settings = Settings(environment="prod", alerting={
         "receivers": [{"name": "pager", "webhook": {"url": "http://127.0.0.1:9/hook"}}],
-        "routes": {"critical": "pager", "warning": "pager"}})
+        "routes": {"critical": "pager", "warning": "pager"}}, object_storage=EXAMPLE_BUCKET)
     files = render_tool("collector", settings)
     tempo = Tempo()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))

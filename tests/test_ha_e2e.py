@@ -40,6 +40,7 @@ from tests import tools
 from tests.e2e import localize
 from tests.e2e.exporter import Exporter
 from tests.e2e.http_sink import Deliveries, Delivery, HttpSink
+from tests.scenarios import EXAMPLE_BUCKET
 from tests.e2e.procs import Process, free_port, http_get_json, http_post_json
 
 pytestmark = pytest.mark.slow
@@ -131,7 +132,7 @@ def cluster(tmp_path_factory):
         sink = stack.enter_context(HttpSink(deliveries))
         settings = Settings(environment="prod", alerting={
             "receivers": [{"name": "pager", "webhook": {"url": sink.url("webhook", "pager")}}],
-            "routes": {"critical": "pager", "warning": "pager"}})
+            "routes": {"critical": "pager", "warning": "pager"}}, object_storage=EXAMPLE_BUCKET)
         (am,) = workloads_of("alertmanager", settings)
         assert am.replicas == 3 and "--cluster.peer=alertmanager-peers:9094" in am.args
         web = [f"127.0.0.1:{free_port()}" for _ in range(am.replicas)]

@@ -17,6 +17,7 @@ from observability_stack.config import ConfigError, Settings
 from observability_stack.config.model import HA_REPLICAS
 from observability_stack.components.targets.kubernetes import selector_labels
 from tests.harness import run_with_workloads, scenario
+from tests.scenarios import EXAMPLE_BUCKET
 
 NS = "observability:"
 STS = "kubernetes:apps/v1:StatefulSet"
@@ -43,6 +44,8 @@ def named(run, typ):
 
 
 def prod(**overrides) -> Settings:
+    if overrides.get("high_availability", True) and overrides.get("target", "kubernetes") == "kubernetes":
+        overrides.setdefault("object_storage", EXAMPLE_BUCKET)
     return Settings(environment="prod", alerting=PROD_ALERTING, **overrides)
 
 

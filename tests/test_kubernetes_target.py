@@ -18,6 +18,7 @@ from observability_stack.components.targets import kubernetes as k8s_target
 from observability_stack.components.targets.kubernetes import TEMPLATE_IGNORED, selector_labels
 from tests.harness import SECRET_PREFIX, Registered, Run, plaintext_strings, run_with_workloads, scenario
 from tests.scenarios import KUBERNETES as SCENARIOS
+from tooling.mockrun import stack_file_config
 
 NS = "observability:"
 TOOLS = ("prometheus", "alertmanager", "loki", "tempo", "mimir", "pyroscope", "collector", "grafana")
@@ -353,9 +354,14 @@ def _without(inputs: dict, paths: list[str]) -> dict:
     return copy_
 
 
+# Claims sized by retention: prod on its own disks (with object storage the claims hold one day
+# of WAL and cache whatever the retention; tests/test_object_storage.py covers that shape).
+SINGLE_NODE = {NS + "highAvailability": False, NS + "objectStorage": None}
+
+
 def test_retention_sampling_and_receivers_replace_no_statefulset_claim_or_service():
-    before, _ = scenario("prod")
-    after, _ = scenario("changed")
+    before, _ = run_with_workloads("prod", copy.deepcopy(SINGLE_NODE))
+    after, _ = run_with_workloads("prod", {**copy.deepcopy(SCENARIOS["changed"][1]), **SINGLE_NODE})
     # The change is real: volume sizes, Alertmanager's config and the collector's sampling moved.
     assert {c.name: c.inputs["spec"]["resources"] for c in before.of_type(PVC)} != {
         c.name: c.inputs["spec"]["resources"] for c in after.of_type(PVC)}
@@ -375,8 +381,8 @@ def test_retention_sampling_and_receivers_replace_no_statefulset_claim_or_servic
 
 
 def test_volume_growth_reaches_the_claim_in_place():
-    before, workloads = scenario("prod")
-    after, _ = scenario("changed")
+    before, workloads = run_with_workloads("prod", copy.deepcopy(SINGLE_NODE))
+    after, _ = run_with_workloads("prod", {**copy.deepcopy(SCENARIOS["changed"][1]), **SINGLE_NODE})
     old = {r.name: r for r in before.of_type(PVC)}
     new = {r.name: r for r in after.of_type(PVC)}
     grown = [n for n in old if new[n].inputs["spec"]["resources"]["requests"]["storage"]
@@ -544,6 +550,7 @@ def test_network_policies_cover_every_declared_flow_and_nothing_else(name):
     assert _flows(policies, "egress") == declared
 
     settings_public = name == "public"
+    stores_in_bucket = NS + "objectStorage" in stack_file_config(SCENARIOS[name][0])
     for owner, policy in policies.items():
         w = by_name[owner]
         spec = policy.inputs["spec"]
@@ -573,6 +580,10 @@ def test_network_policies_cover_every_declared_flow_and_nothing_else(name):
             assert all(peer.get("ipBlock") for rule in external[1:] for peer in rule["to"])
         elif owner == "alertmanager":
             assert len(external) == 1 and all(peer.get("ipBlock") for peer in external[0]["to"])
+        elif owner in ("loki", "tempo", "mimir", "pyroscope") and stores_in_bucket:
+            # The object store (the committed prod stacks' example S3 bucket: HTTPS).
+            assert [{p["port"] for p in rule["ports"]} for rule in external] == [{443}], owner
+            assert all(peer.get("ipBlock") for peer in external[0]["to"])
         else:
             assert external == [], owner
 

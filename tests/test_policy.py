@@ -649,7 +649,8 @@ WHOLE_PROGRAM = {
     "prod": ("prod", None),
     "payments-prod": ("payments-prod", None),
     # The other target for each preset: what a user gets by switching `target`.
-    "prod-on-docker": ("prod", {"observability:target": "docker", "observability:highAvailability": False}),
+    "prod-on-docker": ("prod", {"observability:target": "docker", "observability:highAvailability": False,
+                                "observability:objectStorage": None}),
     "dev-on-kubernetes": ("dev", {"observability:target": "kubernetes"}),
 }
 # Resource types the rules look at; a run that declares none of them proves nothing.

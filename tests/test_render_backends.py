@@ -22,7 +22,7 @@ from observability_stack.components.render import render_all, render_tool, workl
 from observability_stack.components.workload import HealthCheck, SecretFile, pinned_versions
 from observability_stack.config import ConfigError, load_settings
 from tests import tools
-from tests.scenarios import SECRET, settings_for
+from tests.scenarios import EXAMPLE_BUCKET, SECRET, settings_for
 
 MINE = ("loki", "tempo", "mimir", "pyroscope", "grafana", "collector")
 MODULES = {"loki": loki, "tempo": tempo, "mimir": mimir, "pyroscope": pyroscope, "collector": collector}
@@ -34,6 +34,8 @@ def custom(environment: str = "dev", **raw: Any):
         hook = {"webhook": {"url": SECRET + "http://sink.invalid/hook"}}
         raw.setdefault("alerting", {"receivers": [{"name": "pager", **hook}, {"name": "chat", **hook}],
                                     "routes": {"critical": "pager", "warning": "chat"}})
+        if raw.get("highAvailability", True) and raw.get("target", "kubernetes") == "kubernetes":
+            raw.setdefault("objectStorage", EXAMPLE_BUCKET)
     return load_settings(raw, stack=environment, secret_keys=["alerting"])
 
 
@@ -100,6 +102,12 @@ def test_retention_metrics_reaches_mimir():
     assert doc["limits"]["compactor_blocks_retention_period"] == "2160h"
     changed = _changed(custom(), custom(retention={"metrics": "90d"}))
     assert not {p for p in changed if p.split("/", 1)[0] in MINE} - {"mimir/mimir.yaml"}
+
+
+def single_node_prod():
+    """Prod with its data on its own disks (no highAvailability, no object storage): the
+    filesystem shape these tests check (tests/test_object_storage.py checks the bucket one)."""
+    return custom("prod", highAvailability=False)
 
 
 def sampling_file(s) -> str:
@@ -481,7 +489,7 @@ def test_gateway_exports_and_telemetry():
 
 
 def test_loki_single_tenant_schema_and_retention():
-    doc = _doc(settings_for("prod-receivers"), "loki/loki.yaml")
+    doc = _doc(single_node_prod(), "loki/loki.yaml")
     assert doc["auth_enabled"] is False
     (schema,) = doc["schema_config"]["configs"]
     assert schema == {"from": loki.SCHEMA_FROM, "store": "tsdb", "object_store": "filesystem", "schema": "v13",
@@ -495,7 +503,7 @@ def test_loki_single_tenant_schema_and_retention():
 
 
 def test_tempo_receivers_storage_and_generator():
-    doc = _doc(settings_for("prod-receivers"), "tempo/tempo.yaml")
+    doc = _doc(single_node_prod(), "tempo/tempo.yaml")
     protocols = doc["distributor"]["receivers"]["otlp"]["protocols"]
     assert protocols == {"grpc": {"endpoint": "0.0.0.0:4317"}, "http": {"endpoint": "0.0.0.0:4318"}}
     assert doc["storage"]["trace"]["backend"] == "local"
@@ -505,13 +513,14 @@ def test_tempo_receivers_storage_and_generator():
 
 
 def test_mimir_single_node_paths_under_data():
-    doc = _doc(settings_for("prod-receivers"), "mimir/mimir.yaml")
+    doc = _doc(single_node_prod(), "mimir/mimir.yaml")
     assert doc["multitenancy_enabled"] is False and doc["usage_stats"] == {"enabled": False}
     assert doc["blocks_storage"]["backend"] == "filesystem"
-    # Every ring in memory; memberlist only for the HA tracker (a Prometheus pair in prod).
-    assert doc["distributor"]["ha_tracker"] == {"enable_ha_tracker": True, "kvstore": {"store": "memberlist"}}
-    assert doc["limits"]["accept_ha_samples"] is True
-    del doc["distributor"]["ha_tracker"]
+    # Every ring in memory; memberlist only for the HA tracker (a Prometheus pair: highAvailability).
+    ha = _doc(settings_for("prod-receivers"), "mimir/mimir.yaml")
+    assert ha["distributor"]["ha_tracker"] == {"enable_ha_tracker": True, "kvstore": {"store": "memberlist"}}
+    assert ha["limits"]["accept_ha_samples"] is True
+    assert "ha_tracker" not in doc["distributor"]
     assert set(_walk(doc, "store")) == {"inmemory"}
     assert set(_walk(doc, "replication_factor")) == {1}
     assert "ha_tracker" not in _doc(settings_for("defaults-dev"), "mimir/mimir.yaml")["distributor"]

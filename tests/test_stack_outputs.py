@@ -28,7 +28,8 @@ def test_prod_outputs_are_in_cluster_urls():
 def test_sampling_happens_once():
     # Tail sampling in the collector: SDKs send everything, the collector keeps sampling.traces.
     prod = load_settings({"alerting": {"receivers": [{"name": "w", "webhook": {"url": "u"}}],
-                                       "routes": {"critical": "w", "warning": "w"}}}, stack="prod")
+                                       "routes": {"critical": "w", "warning": "w"}},
+                          "objectStorage": {"s3": {"region": "eu-west-1", "bucket": "example-bucket"}}}, stack="prod")
     assert telemetry_env(prod, "x", None)["OTEL_TRACES_SAMPLER_ARG"] == "1.0"
     # Without the collector, apps send to Tempo and the SDK applies the environment's ratio.
     r = run_stack("prod", {NS + "components": {"collector": {"enabled": False}}})
