@@ -208,11 +208,12 @@ class Workload:
 
 def tool_workload(settings: Any, tool: str, *, data_dir: Optional[str] = None, **fields: Any) -> Workload:
     """A tool's main workload: its service name, the pinned image (with the registry mirror) and
-    the resources from `components.<tool>`, plus a data volume at `data_dir` sized by
+    the resources `components.sizing.resources` resolves (explicit values, else derived from
+    ingest, else the tool's base), plus a data volume at `data_dir` sized by
     `components.sizing`. Everything tool-specific comes in as `fields`."""
     from components import sizing
 
     component = getattr(settings.components, tool)
     data = DataVolume(data_dir, sizing.volume_size(settings, tool)) if data_dir else None
     return Workload(name=tool, image=image(tool, component, settings.registry_mirror),
-                    resources=Resources.of(component), data=data, **fields)
+                    resources=sizing.resources(settings, tool), data=data, **fields)
