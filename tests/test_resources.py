@@ -30,7 +30,7 @@ def prod(**raw):
 
 def test_constants_the_arithmetic_below_assumes():
     assert sizing.PROMETHEUS_BASE_BYTES == 96 * MIB
-    assert sizing.PROMETHEUS_BYTES_PER_SERIES == 4096
+    assert sizing.PROMETHEUS_BYTES_PER_SERIES == 2048
     assert sizing.COLLECTOR_BASE_BYTES == 64 * MIB
     assert sizing.COLLECTOR_BYTES_PER_HELD_SPAN == 2048
     assert sizing.MEMORY_LIMIT_HEADROOM == 2.0
@@ -39,19 +39,26 @@ def test_constants_the_arithmetic_below_assumes():
 
 def test_prometheus_memory_follows_active_series():
     # 20,000 samples/s x 15 s scrape interval = 300,000 series.
-    # 96 MiB + 300,000 x 4096 B = 100,663,296 + 1,228,800,000 = 1,329,463,296 B
-    #   = 19.81 x 64 MiB -> request 20 x 64 = 1280Mi
-    # x 2 = 2,658,926,592 B = 39.62 x 64 MiB -> limit 40 x 64 = 2560Mi
+    # 96 MiB + 300,000 x 2048 B = 100,663,296 + 614,400,000 = 715,063,296 B
+    #   = 10.66 x 64 MiB -> request 11 x 64 = 704Mi
+    # x 2 = 1,430,126,592 B = 21.31 x 64 MiB -> limit 22 x 64 = 1408Mi
     r = sizing.resources(prod(), "prometheus")
-    assert (r.memory_request, r.memory_limit) == ("1280Mi", "2560Mi")
+    assert (r.memory_request, r.memory_limit) == ("704Mi", "1408Mi")
     assert (r.cpu_request, r.cpu_limit) == ("500m", "2")  # the prod preset's CPU, not derived
 
 
 def test_prometheus_at_the_seeds_headline():
-    # 100,000 x 15 = 1,500,000 series; 100,663,296 + 6,144,000,000 = 6,244,663,296 B
-    #   = 93.05 x 64 MiB -> 94 x 64 = 6016Mi; x 2 = 186.1 x 64 MiB -> 187 x 64 = 11968Mi
+    # 100,000 x 15 = 1,500,000 series; 100,663,296 + 3,072,000,000 = 3,172,663,296 B
+    #   = 47.28 x 64 MiB -> 48 x 64 = 3072Mi; x 2 = 94.55 x 64 MiB -> 95 x 64 = 6080Mi
     r = sizing.resources(prod(ingest={"metricsSamplesPerSecond": 100_000}), "prometheus")
-    assert (r.memory_request, r.memory_limit) == ("6016Mi", "11968Mi")
+    assert (r.memory_request, r.memory_limit) == ("3072Mi", "6080Mi")
+
+
+def test_prometheus_in_dev():
+    # 2,000 x 15 = 30,000 series; 100,663,296 + 61,440,000 = 162,103,296 B = 2.42 x 64 MiB -> 192Mi
+    # x 2 = 324,206,592 B = 4.83 x 64 MiB -> 320Mi
+    r = sizing.resources(load_settings({}, stack="dev"), "prometheus")
+    assert (r.memory_request, r.memory_limit) == ("192Mi", "320Mi")
 
 
 def test_collector_memory_follows_incoming_spans_times_decision_wait():
@@ -91,12 +98,12 @@ def test_mimir_memory_by_upstreams_capacity_rule():
 
 def test_an_explicit_value_wins_and_the_others_stay_derived():
     r = sizing.resources(prod(components={"prometheus": {"resources": {"limits": {"memory": "8Gi"}}}}), "prometheus")
-    assert (r.memory_request, r.memory_limit) == ("1280Mi", "8Gi")
+    assert (r.memory_request, r.memory_limit) == ("704Mi", "8Gi")
 
 
 def test_a_derived_request_gives_way_to_an_explicit_lower_limit():
-    r = sizing.resources(prod(components={"prometheus": {"resources": {"limits": {"memory": "1Gi"}}}}), "prometheus")
-    assert (r.memory_request, r.memory_limit) == ("1Gi", "1Gi")
+    r = sizing.resources(prod(components={"prometheus": {"resources": {"limits": {"memory": "512Mi"}}}}), "prometheus")
+    assert (r.memory_request, r.memory_limit) == ("512Mi", "512Mi")  # derived request: 704Mi
 
 
 def test_a_derived_limit_gives_way_to_an_explicit_higher_request():
