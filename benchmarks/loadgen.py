@@ -9,6 +9,7 @@
   `/metrics` is a one-gauge stub for the stack's own scrape jobs (those tools are not running).
 - `WriteSink`: accepts Prometheus remote write (and any other POST) and counts requests and
   bytes without decoding; Prometheus' own `prometheus_remote_storage_*` metrics count samples.
+- `FastSink`: an asyncio endpoint answering `200 ok` as Slack does, for Alertmanager's throughput.
 - `OtlpLoad`: OTLP/HTTP protobuf traces at a paced rate. A request is built once with the
   OpenTelemetry protobuf classes (`SPANS_PER_TRACE` spans per trace, `ERROR_SHARE` of traces
   with an error span, `SLOW_SHARE` slower than the 1 s threshold); every request then gets fresh
@@ -19,6 +20,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import os
 import random
@@ -142,21 +144,24 @@ class _SinkHandler(BaseHTTPRequestHandler):
             self.server.requests += 1
             self.server.bytes += n
         self.send_response(self.server.status)
-        self.send_header("Content-Length", "0")
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(self.server.body)))
         self.end_headers()
+        self.wfile.write(self.server.body)
 
     def log_message(self, *args) -> None:
         pass
 
 
 class WriteSink(ThreadingHTTPServer):
-    """Accepts every POST with `status` (204: Prometheus remote write, 200: OTLP/HTTP)."""
+    """Accepts every POST with `status` and `body` (204: Prometheus remote write; 200: OTLP/HTTP)."""
 
     daemon_threads = True
+    request_queue_size = 1024  # socketserver's default backlog is 5
 
-    def __init__(self, status: int = 204) -> None:
+    def __init__(self, status: int = 204, body: bytes = b"") -> None:
         super().__init__(("127.0.0.1", 0), _SinkHandler)
-        self.status = status
+        self.status, self.body = status, body
         self.lock = threading.Lock()
         self.requests = 0
         self.bytes = 0
@@ -311,3 +316,61 @@ class GrpcSink:
 
     def __exit__(self, *exc) -> None:
         self.server.stop(grace=1)
+
+
+class FastSink:
+    """A minimal asyncio HTTP/1.1 endpoint answering every POST `200 ok` (what a Slack incoming
+    webhook answers), counting requests. One event loop and no thread per connection, so a
+    thousand notifications arriving at once measure Alertmanager, not the sink."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="fast-sink", daemon=True)
+        self.port = 0
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:].strip())
+                if length:
+                    await reader.readexactly(length)
+                self.requests += 1
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(
+            asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=4096))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+        server.close()
+        tasks = asyncio.all_tasks(self._loop)
+        for task in tasks:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self._loop.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "FastSink":
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
