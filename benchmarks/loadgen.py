@@ -112,8 +112,13 @@ class SyntheticExporter(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
+    def handle_error(self, request, client_address) -> None:
+        # A scrape Prometheus gave up on (scrape timeout) resets the connection: count it quietly.
+        self.errors += 1
+
     def __init__(self, series_per_target: int = SERIES_PER_TARGET) -> None:
         super().__init__(("127.0.0.1", 0), _ExporterHandler)
+        self.errors = 0
         self.variants = _gauge_variants(series_per_target - COUNTER_SERIES)
         self.lock = threading.Lock()
         self.scrapes = 0

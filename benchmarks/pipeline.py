@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,9 +245,13 @@ def prometheus_run(binary: str, samples_per_second: float, seconds: float, label
                 time.sleep(2 * interval + 2)
                 sampler.reset_peak()
                 m0, t0, c0 = scrape(f"{base}/metrics"), time.monotonic(), sampler.cpu_seconds()
+                ours0 = time.process_time()
                 time.sleep(seconds)
                 m1, t1, c1 = scrape(f"{base}/metrics"), time.monotonic(), sampler.cpu_seconds()
                 peak, steady = sampler.overall_peak, sampler.peak_rss
+                up = _query(base, 'count(up{job=~"app-.*"} == 1)')
+                slowest_scrape = _query(base, 'max(scrape_duration_seconds{job=~"app-.*"})')
+            ours = time.process_time() - ours0
             alive = proc.proc.poll() is None
         finally:
             proc.stop()
@@ -269,9 +274,32 @@ def prometheus_run(binary: str, samples_per_second: float, seconds: float, label
         "rule_max": maximum(m1, "prometheus_rule_group_last_duration_seconds"),
         "rule_failures": total(m1, "prometheus_rule_evaluation_failures_total"),
         "scrape_failures": total(m1, "prometheus_target_scrapes_exceeded_sample_limit_total"),
-        "alive": alive, "receiver_requests": receiver.requests,
+        "alive": alive, "receiver_requests": receiver.requests, "up": up, "slowest_scrape": slowest_scrape,
+        "ours": ours / dt, "exporter_errors": exporter.errors,
         "bytes_per_series": steady / max(1.0, maximum(m1, "prometheus_tsdb_head_series")),
     }
+
+
+def _query(base: str, promql: str) -> float:
+    """An instant query's single value (0 when empty)."""
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=30) as response:
+        result = json.load(response)["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+def _verdict(r: dict) -> str:
+    """Held = every sample ingested, forwarded without lag, rules on time, every target scraped."""
+    problems = []
+    if r["samples"] < 0.9 * r["target"]:
+        problems.append("samples short")
+    if r["up"] < r["targets"]:
+        problems.append("scrapes timed out")
+    if r["rw_sent"] < 0.9 * r["samples"] or r["rw_lag"] > 30:
+        problems.append("remote write behind")
+    if r["rule_max"] > 15:
+        problems.append("rules slower than their interval")
+    return "**yes**" if not problems else "**no**: " + ", ".join(problems)
 
 
 def prometheus_part(seconds: float) -> list[dict]:
@@ -288,13 +316,16 @@ def prometheus_part(seconds: float) -> list[dict]:
         ("peak RSS (whole run) / derived memory limit", *(f"{mib(r['peak'])} / {mib(r['limit'])} = {r['peak'] / r['limit']:.0%}" for r in runs)),
         ("peak RSS (measured window) / derived request", *(f"{mib(r['steady'])} / {mib(r['request'])} = {r['steady'] / r['request']:.0%}" for r in runs)),
         ("RSS bytes per active series (window peak / series)", *(f"{r['bytes_per_series']:,.0f}" for r in runs)),
+        ("app targets up at the end / slowest scrape", *(f"{r['up']:.0f} of {r['targets']} / {r['slowest_scrape']:.1f} s" for r in runs)),
         ("CPU cores used / limit", *(f"{r['cpu']:.2f} / {r['cpu_limit']:g}" for r in runs)),
+        ("CPU of the bench's exporter + receiver (Python)", *(f"{r['ours']:.2f} cores" for r in runs)),
         ("remote write samples/s sent (vs ingested)", *(f"{r['rw_sent']:,.0f} ({ratio(r['rw_sent'], r['samples'])})" for r in runs)),
         ("remote write lag (highest ts - highest sent ts)", *(f"{r['rw_lag']:.1f} s" for r in runs)),
         ("remote write samples failed / dropped / pending", *(f"{r['rw_failed']:.0f} / {r['rw_dropped']:.0f} / {r['rw_pending']:.0f}" for r in runs)),
         ("slowest rule group (last evaluation) vs 15s interval", *(f"{r['rule_max'] * 1000:.1f} ms ({ratio(r['rule_max'], 15)})" for r in runs)),
         ("rule evaluation failures", *(f"{r['rule_failures']:.0f}" for r in runs)),
         ("still running at the end", *("yes" if r["alive"] else "NO" for r in runs)),
+        ("held the load", *(_verdict(r) for r in runs)),
     ]
     table.print()
     return runs
@@ -503,15 +534,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     parts = args.parts.split(",")
     started = time.monotonic()
-    print(f"## pipeline under load ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; absolute figures "
-          f"depend on the machine, the ratios to the derived limits are the point)")
+    print(f"## pipeline under load ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f} at the start; absolute figures depend on the machine and what else runs "
+          f"on it, the ratios to the derived limits are the point)")
     if "prometheus" in parts:
         prometheus_part(args.seconds)
     if "collector" in parts:
         collector_part(args.step_seconds, max(args.step_seconds, 30))
     if "alertmanager" in parts:
         alertmanager_part([int(n) for n in args.alert_groups.split(",")])
-    print(f"\n(pipeline bench took {time.monotonic() - started:.0f} s)")
+    print(f"\n(pipeline bench took {time.monotonic() - started:.0f} s; load average {os.getloadavg()[0]:.1f} at the end)")
     return 0
 
 
