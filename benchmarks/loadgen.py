@@ -164,6 +164,9 @@ class WriteSink(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # socketserver's default backlog is 5
 
+    def handle_error(self, request, client_address) -> None:
+        pass  # a sender closing its keep-alive connection with a reset is not an error here
+
     def __init__(self, status: int = 204, body: bytes = b"") -> None:
         super().__init__(("127.0.0.1", 0), _SinkHandler)
         self.status, self.body = status, body
