@@ -1,10 +1,12 @@
-"""`make bench`: how fast the program plans, how it scales with teams, what the stack costs to run.
+"""`make bench-eval` (part of `make bench`): how fast the program plans, how it scales with teams,
+what the stack costs to run. The deployed pipeline under load is `benchmarks/pipeline.py`.
 
 Prints, for this machine:
 1. wall time to evaluate the dev and prod stacks under Pulumi mocks, imports included (a fresh
    interpreter per run), median of several runs;
 2. the same program's registrations replayed as plain resource registrations in a fresh
-   interpreter (the floor the SDK itself imposes) and the ratio between the two;
+   interpreter (the floor the SDK itself imposes) and the ratio between the two, program and
+   floors run in turn;
 3. evaluation time with 1, 10, 100 and 1000 teams (each with a receiver, rules and scrape
    targets), and the size of the rendered Prometheus and Alertmanager configs;
 4. the deployed footprint per stack: requests/limits summed, storage per volume.

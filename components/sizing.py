@@ -109,8 +109,9 @@ BASE: dict[str, tuple[str, str, str, str]] = {
 # Active series = samples/s x scrape interval (every series is scraped once per interval).
 # Measured with `make bench-pipeline` at the pinned Prometheus (3.8.1), rendered prod config and
 # rules, remote write on (2026-12-02, see README "Performance"): peak RSS 624 MiB at 302,797
-# series and 2,719 MiB at 1,510,477 series, i.e. ~99 MiB + 1,819 bytes per series. Rounded up:
-# the bench's series carry 5 short labels (job and instance included); real ones often more.
+# series and 2,719 MiB at 1,510,477 series, i.e. ~99 MiB + 1,819 bytes per series (a later run
+# on a busier machine, more GC slack: 701 MiB at 302,798). Rounded up: the bench's series carry
+# 5 short labels (job and instance included); real ones often more.
 PROMETHEUS_BASE_BYTES = 96 * MIB
 PROMETHEUS_BYTES_PER_SERIES = 2048
 # Request = that working set; limit = working set x 2: room for head compaction (every 2h it
