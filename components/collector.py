@@ -26,6 +26,7 @@ Only pipelines, exporters and the agent for enabled backends are rendered.
 from __future__ import annotations
 
 
+from . import sizing
 from .base import ToolComponent
 from .platform import ContainerLogs, Platform
 from .wiring import Links
@@ -45,10 +46,10 @@ METRICS_PORT = 8888
 UID = GID = 10001
 # The image's default command reads this path.
 CONFIG_PATH = "/etc/otelcol-contrib/config.yaml"
-# How long the gateway waits for a trace's spans before deciding (tail_sampling decision_wait),
-# and how many undecided traces it holds in memory.
-DECISION_WAIT = "10s"
-NUM_TRACES = 50_000
+# How long the gateway waits for a trace's spans before deciding (tail_sampling decision_wait).
+# How many undecided traces it may hold (`num_traces`) and its memory follow from the expected
+# span rate x this wait: components/sizing.py.
+DECISION_WAIT = sizing.DECISION_WAIT
 
 
 
@@ -110,7 +111,7 @@ def gateway_config(settings: Settings, links: Links) -> dict:
     if links.traces_otlp:
         processors["tail_sampling"] = {
             "decision_wait": DECISION_WAIT,
-            "num_traces": NUM_TRACES,
+            "num_traces": sizing.num_traces(settings),
             "policies": sampling_policies(settings),
         }
         # Plaintext inside the stack's network (Tempo serves OTLP without TLS).
@@ -226,6 +227,12 @@ def agent_name(links: Links) -> str:
     return links.service(AGENT)
 
 
+def _go_memory_limit(resources) -> dict[str, str]:
+    # Go does not read the cgroup limit; GOMEMLIMIT makes the GC work harder before the limit
+    # instead of the kernel killing the process (upstream Helm chart: `useGOMEMLIMIT`, 80%).
+    return {"GOMEMLIMIT": sizing.go_memory_limit(resources.memory_limit_bytes, sizing.COLLECTOR_GOMEMLIMIT_RATIO)}
+
+
 def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
     files = render(settings, links, platform)
     health = HealthCheck.http("/", HEALTH_PORT, client=None)  # scratch image: no client at all
@@ -244,6 +251,7 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
         health=health,
         config_files=(ConfigFile(CONFIG_PATH, files["collector/config.yaml"]),),
         talks_to=tuple(backends),
+        env=_go_memory_limit(sizing.resources(settings, TOOL)),
     )
     if "collector/agent.yaml" not in files:
         return (gateway,)
@@ -258,7 +266,8 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
         args=(f"--config={CONFIG_PATH}",),
         ports=(Port("health", HEALTH_PORT),),
         health=health,
-        resources=gateway.resources,
+        resources=sizing.resources(settings, AGENT),
+        env=_go_memory_limit(sizing.resources(settings, AGENT)),
         config_files=(ConfigFile(CONFIG_PATH, files["collector/agent.yaml"]),),
         host_logs=HostLogs(platform.container_logs.host_paths),
         per_node=True,
