@@ -4,7 +4,7 @@ OUT ?= rendered/$(STACK)
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: up test test-unit render check-keys bench reference tools venv preview
+.PHONY: up test test-unit render check-keys bench bench-eval bench-pipeline reference tools venv preview
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-test.txt examples/python-service/requirements.txt
@@ -47,8 +47,15 @@ up: venv
 preview: venv
 	scripts/up.sh $(STACK) preview
 
-bench: venv
+## figures for this machine: program evaluation, then the rendered prod pipeline under load (~10 min)
+bench: bench-eval bench-pipeline
+
+bench-eval: venv
 	$(PY) benchmarks/run.py
+
+## Prometheus, collector and Alertmanager (pinned binaries, built if missing) under load on loopback
+bench-pipeline: venv
+	$(PY) benchmarks/pipeline.py
 
 ## regenerate the configuration reference in README.md from the pydantic schema
 reference: venv

@@ -35,6 +35,7 @@ Only pipelines, exporters and the agent for enabled backends are rendered.
 from __future__ import annotations
 
 
+from . import sizing
 from .base import ToolComponent
 from .platform import ContainerLogs, Platform
 from .wiring import Links
@@ -54,10 +55,10 @@ METRICS_PORT = 8888
 UID = GID = 10001
 # The image's default command reads this path.
 CONFIG_PATH = "/etc/otelcol-contrib/config.yaml"
-# How long the gateway waits for a trace's spans before deciding (tail_sampling decision_wait),
-# and how many undecided traces it holds in memory.
-DECISION_WAIT = "10s"
-NUM_TRACES = 50_000
+# How long the gateway waits for a trace's spans before deciding (tail_sampling decision_wait).
+# How many undecided traces it may hold (`num_traces`) and its memory follow from the expected
+# span rate x this wait: components/sizing.py.
+DECISION_WAIT = sizing.DECISION_WAIT
 
 
 
@@ -110,7 +111,8 @@ def sampling_policies(settings: Settings) -> list[dict]:
 
 
 def _tail_sampling(settings: Settings) -> dict:
-    return {"decision_wait": DECISION_WAIT, "num_traces": NUM_TRACES, "policies": sampling_policies(settings)}
+    return {"decision_wait": DECISION_WAIT, "num_traces": sizing.num_traces(settings),
+            "policies": sampling_policies(settings)}
 
 
 def _otlp_receiver(http: bool = True) -> dict:
@@ -171,6 +173,18 @@ def gateway_config(settings: Settings, links: Links) -> dict:
                                "exporters": ["loadbalancing"]}
     elif links.traces_otlp:
         processors["tail_sampling"] = _tail_sampling(settings)
+
+
+    receivers = {"otlp": {"protocols": {
+        "grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC_PORT}"},
+        "http": {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"},
+    }}}
+    if links.traces_otlp:
+        processors["tail_sampling"] = {
+            "decision_wait": DECISION_WAIT,
+            "num_traces": sizing.num_traces(settings),
+            "policies": sampling_policies(settings),
+        }
         # Plaintext inside the stack's network (Tempo serves OTLP without TLS).
         exporters["otlp/tempo"] = {"endpoint": links.traces_otlp.address, "tls": {"insecure": True}}
         pipelines["traces"] = {"receivers": ["otlp"], "processors": ["memory_limiter", "tail_sampling", "batch"],
@@ -290,6 +304,12 @@ def sampling_name(links: Links) -> str:
     return serves(links.service(TOOL))["metrics"].tiers[0]
 
 
+def _go_memory_limit(resources) -> dict[str, str]:
+    # Go does not read the cgroup limit; GOMEMLIMIT makes the GC work harder before the limit
+    # instead of the kernel killing the process (upstream Helm chart: `useGOMEMLIMIT`, 80%).
+    return {"GOMEMLIMIT": sizing.go_memory_limit(resources.memory_limit_bytes, sizing.COLLECTOR_GOMEMLIMIT_RATIO)}
+
+
 def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
     files = render(settings, links, platform)
     health = HealthCheck.http("/", HEALTH_PORT, client=None)  # scratch image: no client at all
@@ -311,6 +331,7 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
         health=health,
         config_files=(ConfigFile(CONFIG_PATH, files["collector/config.yaml"]),),
         talks_to=tuple(backends),
+        env=_go_memory_limit(sizing.resources(settings, TOOL)),
     )
     helpers: list[Workload] = []
     if tiers:
@@ -324,6 +345,7 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
             ports=(Port("otlp-grpc", OTLP_GRPC_PORT), Port("health", HEALTH_PORT), Port("metrics", METRICS_PORT)),
             health=health,
             resources=gateway.resources,
+            env=dict(gateway.env),  # GOMEMLIMIT: the same limits as the first tier
             config_files=(ConfigFile(CONFIG_PATH, files["collector/sampling.yaml"]),),
             talks_to=(links.traces_otlp,),
             replicas=gateway.replicas,
@@ -344,7 +366,8 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
         args=(f"--config={CONFIG_PATH}",),
         ports=(Port("health", HEALTH_PORT),),
         health=health,
-        resources=gateway.resources,
+        resources=sizing.resources(settings, AGENT),
+        env=_go_memory_limit(sizing.resources(settings, AGENT)),
         config_files=(ConfigFile(CONFIG_PATH, files["collector/agent.yaml"]),),
         host_logs=HostLogs(platform.container_logs.host_paths),
         per_node=True,

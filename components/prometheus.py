@@ -43,7 +43,7 @@ UID = GID = 65534
 DATA_DIR = "/prometheus"
 CONFIG_DIR = "/etc/prometheus"
 CONFIG_PATH = f"{CONFIG_DIR}/prometheus.yml"
-INTERVAL = "15s"
+INTERVAL = sizing.SCRAPE_INTERVAL
 # Share of the data volume the TSDB may fill (blocks + WAL + head chunks); the rest is headroom
 # for compaction, which briefly needs room for the blocks it merges.
 SIZE_RETENTION_SHARE = 0.85

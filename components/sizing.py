@@ -1,6 +1,9 @@
-"""Data volume sizes: retention x expected ingest x bytes per unit, plus headroom.
+"""Sizes derived from the expected ingest: data volumes and, where a rule exists, memory.
 
-A pure function used by both targets. An explicit `components.<tool>.storage.size` always wins.
+Pure functions used by both targets; every sizing rule of the stack is in this module.
+
+Volumes: retention x expected ingest x bytes per unit, plus headroom. An explicit
+`components.<tool>.storage.size` always wins.
 Bytes per unit are upstream's own rules of thumb:
 - Prometheus/Mimir TSDB: 1-2 bytes per sample after compression
   (https://prometheus.io/docs/prometheus/latest/storage/#operational-aspects); we take 2.
@@ -21,10 +24,19 @@ and its TSDB shipper caches recent index; Tempo keeps flushed blocks `complete_b
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
-from ..config.durations import format_gibibytes, parse_duration
+from ..config.durations import format_gibibytes, parse_bytes, parse_cpu, parse_duration
 from ..config.model import Settings
+from .workload import Resources
+
+# Two timings the memory rules depend on, owned here because the rules follow from them:
+# Prometheus' scrape interval (active series = samples/s x interval) and how long the collector
+# holds a trace before the tail-sampling decision (held spans = span rate x wait).
+SCRAPE_INTERVAL = "15s"
+DECISION_WAIT = "10s"
+
 
 HEADROOM = 1.3
 BYTES_PER_SAMPLE = 2
@@ -90,3 +102,157 @@ def volume_size(settings: Settings, tool: str) -> str:
     if estimate is None:
         raise ValueError(f"{tool} keeps no data")
     return format_gibibytes(estimate * HEADROOM)
+
+
+# --- memory and CPU ------------------------------------------------------------------------------
+#
+# The rule for `components.<tool>.resources` (config/model.py `Resources`): each of the four
+# values (requests/limits x cpu/memory) set by the stack or by the environment preset wins; a
+# value no layer sets is derived from `ingest` where a rule exists below (memory of Prometheus,
+# the collector and Mimir), else it is the tool's
+# BASE value. Kubernetes needs request <= limit: a value that was not set gives way to one that
+# was (a derived request above an explicit limit becomes the limit; a derived limit below an
+# explicit request becomes the request); two explicit values in the wrong order are a config
+# error (config/loader.py).
+
+MIB = 2**20
+
+# Base sizes (cpu request, memory request, cpu limit, memory limit): what a tool gets when
+# neither a layer nor a rule says otherwise. Small enough that the dev stack fits a 4 GiB laptop.
+BASE: dict[str, tuple[str, str, str, str]] = {
+    "prometheus": ("250m", "512Mi", "1", "1Gi"),
+    "alertmanager": ("50m", "64Mi", "250m", "128Mi"),
+    "grafana": ("100m", "128Mi", "500m", "384Mi"),
+    "loki": ("100m", "256Mi", "1", "512Mi"),
+    "tempo": ("100m", "256Mi", "1", "512Mi"),
+    "mimir": ("250m", "384Mi", "1", "768Mi"),
+    "pyroscope": ("100m", "128Mi", "500m", "384Mi"),
+    "collector": ("100m", "128Mi", "500m", "256Mi"),
+    # The per-node log agent: its load is the node's log volume, not the gateway's spans.
+    "collector-logs": ("100m", "128Mi", "500m", "256Mi"),
+}
+
+# Prometheus: memory follows the active series in the head block.
+# Active series = samples/s x scrape interval (every series is scraped once per interval).
+# Measured with `make bench-pipeline` at the pinned Prometheus (3.8.1), rendered prod config and
+# rules, remote write on (2026-12-02, see README "Performance"): peak RSS 624 MiB at 302,797
+# series and 2,719 MiB at 1,510,477 series, i.e. ~99 MiB + 1,819 bytes per series (a later run
+# on a busier machine, more GC slack: 701 MiB at 302,798). Rounded up: the bench's series carry
+# 5 short labels (job and instance included); real ones often more.
+PROMETHEUS_BASE_BYTES = 96 * MIB
+PROMETHEUS_BYTES_PER_SERIES = 2048
+# Request = that working set; limit = working set x 2: room for head compaction (every 2h it
+# writes a block from the head), WAL replay after a restart and queries, which the short bench
+# does not exercise.
+MEMORY_LIMIT_HEADROOM = 2.0
+# Prometheus 3 sets GOMEMLIMIT to this share of the container's limit (`--auto-gomemlimit`, on
+# by default, `--auto-gomemlimit.ratio` 0.9).
+PROMETHEUS_GOMEMLIMIT_RATIO = 0.9
+
+# Collector: tail sampling holds every span of an undecided trace for `decision_wait`, so memory
+# follows incoming spans/s x decision wait. Measured with `make bench-pipeline` at the pinned
+# collector (0.141.0), rendered prod gateway, OTLP/HTTP, 10 spans per trace, 3 attributes per span
+# (2026-12-02): idle 35 MiB, peak 162 MiB with 100,000 spans held and 270 MiB with 200,000, i.e.
+# ~1,200-1,350 bytes per held span. Rounded up (real spans often carry more attributes); with
+# these figures memory_limiter refused at 4x the prod preset's rate, below the limit.
+COLLECTOR_BASE_BYTES = 64 * MIB
+COLLECTOR_BYTES_PER_HELD_SPAN = 2048
+# The collector reads GOMEMLIMIT only from the environment; the upstream Helm chart
+# (opentelemetry-helm-charts, `useGOMEMLIMIT`) sets it to 80% of the memory limit.
+COLLECTOR_GOMEMLIMIT_RATIO = 0.8
+# `ingest.spansPerSecond` counts spans kept after sampling; the collector receives about that
+# divided by `sampling.traces` (errors and slow traces are kept on top, so this is an upper
+# bound). A ratio below 1% would make the estimate explode; 1% caps it.
+MIN_SAMPLING_FOR_ESTIMATE = 0.01
+# Room on top of the expected number of traces in flight (a burst, the decision tick).
+NUM_TRACES_HEADROOM = 2.0
+# Never below upstream's default (tailsamplingprocessor README: `num_traces` default 50000).
+NUM_TRACES_FLOOR = 50_000
+
+
+# Mimir (monolithic: the sum of its components' needs), upstream's "Planning Grafana Mimir
+# capacity" (docs/sources/mimir/manage/run-production-environment/planning-capacity.md, 2.17):
+# distributor 1 core and 1 GB every 25,000 samples/s; ingester 1 core and 2.5 GB for every
+# 300,000 series in memory (x the replication factor, 1 here: components/mimir.py); "run Grafana
+# Mimir with 50% extra capacity for memory". Query-path components scale with queries per second,
+# which the stack has no estimate for; the base size is the floor that covers them.
+MIMIR_SAMPLES_PER_DISTRIBUTOR_GB = 25_000
+MIMIR_SERIES_PER_INGESTER = 300_000
+MIMIR_INGESTER_BYTES = 2.5e9
+MIMIR_EXTRA_CAPACITY = 1.5
+
+
+def collector_spans_per_second(settings: Settings) -> float:
+    """Spans/s the gateway receives: kept spans / sampling ratio."""
+    return settings.ingest.spans_per_second / max(settings.sampling.traces, MIN_SAMPLING_FOR_ESTIMATE)
+
+
+def active_series(settings: Settings) -> float:
+    return settings.ingest.metrics_samples_per_second * parse_duration(SCRAPE_INTERVAL)
+
+
+def num_traces(settings: Settings) -> int:
+    """tail_sampling `num_traces`: the traces in flight during `decision_wait`, doubled.
+
+    The processor evicts the oldest undecided trace when more than `num_traces` are held
+    (tailsamplingprocessor README, "Dropped Traces": `sampling_trace_dropped_too_early`). Counted
+    as if every span started a trace (the most traces a span rate can make), so the bound never
+    drops a trace early at the expected load; memory is bounded by the spans, not this number.
+    """
+    in_flight = collector_spans_per_second(settings) * parse_duration(DECISION_WAIT)
+    return max(NUM_TRACES_FLOOR, math.ceil(in_flight * NUM_TRACES_HEADROOM / 1000) * 1000)
+
+
+def _mebibytes(n: float) -> str:
+    """A memory quantity rounded up to whole 64 MiB."""
+    return f"{max(1, math.ceil(n / (64 * MIB))) * 64}Mi"
+
+
+def derived_memory(settings: Settings, tool: str) -> Optional[tuple[float, float]]:
+    """(request, limit) in bytes from the ingest rule of `tool`, or None when it has no rule."""
+    if tool == "prometheus":
+        working_set = PROMETHEUS_BASE_BYTES + active_series(settings) * PROMETHEUS_BYTES_PER_SERIES
+    elif tool == "collector":
+        held = collector_spans_per_second(settings) * parse_duration(DECISION_WAIT)
+        working_set = COLLECTOR_BASE_BYTES + held * COLLECTOR_BYTES_PER_HELD_SPAN
+    elif tool == "mimir":
+        samples = settings.ingest.metrics_samples_per_second
+        need = (samples / MIMIR_SAMPLES_PER_DISTRIBUTOR_GB * 1e9
+                + active_series(settings) / MIMIR_SERIES_PER_INGESTER * MIMIR_INGESTER_BYTES)
+        request = max(need, parse_bytes(BASE["mimir"][1]))  # the base request is the floor
+        return request, request * MIMIR_EXTRA_CAPACITY
+    else:
+        return None
+    return working_set, working_set * MEMORY_LIMIT_HEADROOM
+
+
+def resources(settings: Settings, tool: str) -> "Resources":
+    """Requests and limits of `tool`'s workload, by the rule at the top of this section."""
+    component = "collector" if tool == "collector-logs" else tool
+    given = getattr(settings.components, component).resources
+    cpu_req, mem_req, cpu_lim, mem_lim = BASE[tool]
+    derived = derived_memory(settings, tool)
+    if derived:
+        mem_req, mem_lim = _mebibytes(derived[0]), _mebibytes(derived[1])
+    values = {
+        "cpu": _ordered(given.requests.cpu, given.limits.cpu, cpu_req, cpu_lim, parse_cpu),
+        "memory": _ordered(given.requests.memory, given.limits.memory, mem_req, mem_lim, parse_bytes),
+    }
+    return Resources(values["cpu"][0], values["memory"][0], values["cpu"][1], values["memory"][1])
+
+
+def _ordered(request: Optional[str], limit: Optional[str], default_request: str, default_limit: str,
+             parse) -> tuple[str, str]:
+    """(request, limit): explicit values win; an unset one gives way so that request <= limit."""
+    req, lim = request or default_request, limit or default_limit
+    if parse(req) > parse(lim):
+        if request is None:
+            req = lim
+        else:
+            lim = req
+    return req, lim
+
+
+def go_memory_limit(limit_bytes: int, ratio: float) -> str:
+    """A GOMEMLIMIT value: `ratio` of the container's memory limit, in MiB."""
+    return f"{int(limit_bytes * ratio) // MIB}MiB"

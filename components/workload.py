@@ -271,9 +271,10 @@ def peers_service(name: str) -> str:
 def tool_workload(settings: Any, tool: str, *, service: Optional[str] = None,
                   data_dir: Optional[str] = None, **fields: Any) -> Workload:
     """A tool's main workload: its service name, the pinned image (with the registry mirror) and
-    the resources from `components.<tool>`, plus a data volume at `data_dir` sized by
+    the resources `components.sizing.resources` resolves (explicit values, else derived from
+    ingest, else the tool's base), plus a data volume at `data_dir` sized by
     `components.sizing`. Everything tool-specific comes in as `fields`."""
-    from . import sizing  # sizing reads settings only; imported here to keep workload.py a leaf
+    from . import sizing  # sizing builds this module's Resources: imported when called, not at load
 
     component = getattr(settings.components, tool)
     data = None
@@ -286,7 +287,7 @@ def tool_workload(settings: Any, tool: str, *, service: Optional[str] = None,
     if fields["replicas"] > 1:
         fields.setdefault("headless", "ready")
     return Workload(name=service or tool, image=image(tool, component, settings.registry_mirror),
-                    resources=Resources.of(component), data=data, **fields)
+                    resources=sizing.resources(settings, tool), data=data, **fields)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Optional
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from .durations import parse_duration
+from .durations import parse_bytes, parse_cpu, parse_duration
 from .model import HA_REPLICAS, LAYERED, Components, Settings, TeamReceiver
 from .presets import PRESETS
 from .storage_rules import object_storage_problems
@@ -305,6 +305,13 @@ def cross_field_problems(s: Settings) -> list[str]:
     if s.enabled("collector") and not any(s.enabled(t) for t in ("tempo", "loki", "mimir", "prometheus")):
         problems.append(f"{key_path(('components', 'collector', 'enabled'))}: true needs tempo, loki, mimir or "
                         f"prometheus enabled (the collector would have nowhere to send telemetry)")
+    for tool in type(s.components).model_fields:
+        given = getattr(s.components, tool).resources
+        for kind, parse in (("cpu", parse_cpu), ("memory", parse_bytes)):
+            request, limit = getattr(given.requests, kind), getattr(given.limits, kind)
+            if request and limit and parse(request) > parse(limit):
+                problems.append(f"{key_path(('components', tool, 'resources', 'requests', kind))}: {show(request)} "
+                                f"is more than limits.{kind} {show(limit)} (a request may not exceed its limit)")
     problems.extend(_replica_problems(s))
     for tool in ("alertmanager",):
         if s.enabled(tool) and not s.enabled("prometheus"):

@@ -218,15 +218,17 @@ class Team(Model):
 
 
 class ResourceAmounts(Model):
-    cpu: Cpu = Field("250m", description="CPU (Kubernetes quantity).")
-    memory: Size = Field("256Mi", description="Memory (Kubernetes quantity).")
+    cpu: Optional[Cpu] = Field(None, description="CPU (Kubernetes quantity); unset: derived or the tool's base.")
+    memory: Optional[Size] = Field(None, description="Memory (Kubernetes quantity); unset: derived or the tool's base.")
 
 
 class Resources(Model):
+    """Every value is optional. A value set by the stack or by the environment preset wins; a value
+    no layer sets is derived from `ingest` where a rule exists (Prometheus and collector memory),
+    else the tool's base size. The rules and the base sizes are in `components/sizing.py`."""
+
     requests: ResourceAmounts = Field(default_factory=ResourceAmounts, description="Requests.")
-    limits: ResourceAmounts = Field(
-        default_factory=lambda: ResourceAmounts(cpu="1", memory="512Mi"), description="Limits."
-    )
+    limits: ResourceAmounts = Field(default_factory=ResourceAmounts, description="Limits.")
 
 
 class Storage(Model):
@@ -238,7 +240,10 @@ class Component(Model):
     version: Annotated[Optional[str], AfterValidator(_pinned)] = Field(
         None, description="Image tag override (default: the pinned version table)."
     )
-    resources: Resources = Field(default_factory=Resources, description="Requests and limits.")
+    resources: Resources = Field(
+        default_factory=Resources,
+        description="Requests and limits; unset values are derived from `ingest` or the tool's base size.",
+    )
     storage: Storage = Field(default_factory=Storage, description="Data volume (stateful tools).")
     replicas: Optional[int] = Field(
         None, ge=1, le=9,
@@ -256,36 +261,26 @@ HA_REPLICAS = {"alertmanager": 3, "prometheus": 2, "collector": 2}
 TOPOLOGY_KEYS = {"zone": "topology.kubernetes.io/zone", "hostname": "kubernetes.io/hostname"}
 
 
-def _component(cpu_req: str, mem_req: str, cpu_lim: str, mem_lim: str):
-    return Field(
-        default_factory=lambda: Component(
-            resources=Resources(
-                requests=ResourceAmounts(cpu=cpu_req, memory=mem_req),
-                limits=ResourceAmounts(cpu=cpu_lim, memory=mem_lim),
-            )
-        )
-    )
-
-
 class Components(Model):
-    """Per tool: enabled, image version, resources, storage. Defaults fit a 4 GiB dev host."""
+    """Per tool: enabled, image version, resources, storage."""
 
-    prometheus: Component = _component("250m", "512Mi", "1", "1Gi")
-    alertmanager: Component = _component("50m", "64Mi", "250m", "128Mi")
-    grafana: Component = _component("100m", "128Mi", "500m", "384Mi")
-    loki: Component = _component("100m", "256Mi", "1", "512Mi")
-    tempo: Component = _component("100m", "256Mi", "1", "512Mi")
-    mimir: Component = _component("250m", "384Mi", "1", "768Mi")
-    pyroscope: Component = _component("100m", "128Mi", "500m", "384Mi")
-    collector: Component = _component("100m", "128Mi", "500m", "256Mi")
+    prometheus: Component = Field(default_factory=Component)
+    alertmanager: Component = Field(default_factory=Component)
+    grafana: Component = Field(default_factory=Component)
+    loki: Component = Field(default_factory=Component)
+    tempo: Component = Field(default_factory=Component)
+    mimir: Component = Field(default_factory=Component)
+    pyroscope: Component = Field(default_factory=Component)
+    collector: Component = Field(default_factory=Component)
 
 
 class Ingest(Model):
-    """Expected ingest, used only to size volumes: storage = retention x rate x bytes/unit."""
+    """Expected ingest: sizes volumes (retention x rate x bytes/unit) and, where a rule exists,
+    memory (`components/sizing.py`)."""
 
-    metrics_samples_per_second: float = Field(2000, gt=0, le=1e9, description="Active samples/s scraped.")
+    metrics_samples_per_second: float = Field(2000, gt=0, le=1e9, description="Samples/s scraped (active series = this x the 15s scrape interval).")
     log_gb_per_day: float = Field(1.0, gt=0, le=1e6, description="Uncompressed log volume per day.")
-    spans_per_second: float = Field(100, gt=0, le=1e9, description="Spans/s kept after sampling.")
+    spans_per_second: float = Field(100, gt=0, le=1e9, description="Spans/s kept after sampling (the collector receives this / `sampling.traces`).")
     profile_mb_per_day: float = Field(200, gt=0, le=1e9, description="Profile data per day.")
 
 
@@ -456,7 +451,7 @@ class Settings(Model):
     alerting: Alerting = Field(default_factory=Alerting, description="Receivers and severity routes.")
     teams: list[Team] = Field(default_factory=list, max_length=2000, description="Team overlays.")
     components: Components = Field(default_factory=Components, description="Per-tool settings.")
-    ingest: Ingest = Field(default_factory=Ingest, description="Expected ingest (volume sizing).")
+    ingest: Ingest = Field(default_factory=Ingest, description="Expected ingest (volume and memory sizing).")
     grafana: Grafana = Field(default_factory=Grafana, description="Grafana access.")
     docker: Docker = Field(default_factory=Docker, description="Docker target settings.")
     kubernetes: Kubernetes = Field(default_factory=Kubernetes, description="Kubernetes target settings.")

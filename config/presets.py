@@ -30,14 +30,12 @@ PRESETS: dict[str, dict] = {
         },
         # Sized so the whole dev stack fits a 4 GiB laptop: limits sum to about 3 GiB (the rest
         # is for the OS and Docker), requests to about 1.3 GiB (`make bench` prints the table).
+        # Prometheus, collector and Mimir memory are derived from the ingest above (components/sizing.py).
         "components": {
-            "prometheus": {"resources": {"requests": {"memory": "384Mi"}, "limits": {"memory": "640Mi"}}},
             "loki": {"resources": {"requests": {"memory": "192Mi"}, "limits": {"memory": "384Mi"}}},
             "tempo": {"resources": {"requests": {"memory": "192Mi"}, "limits": {"memory": "384Mi"}}},
-            "mimir": {"resources": {"requests": {"memory": "256Mi"}, "limits": {"memory": "512Mi"}}},
             "pyroscope": {"resources": {"limits": {"memory": "256Mi"}}},
             "grafana": {"resources": {"limits": {"memory": "320Mi"}}},
-            "collector": {"resources": {"requests": {"memory": "64Mi"}, "limits": {"memory": "192Mi"}}},
         },
         "protectData": False,
     },
@@ -51,17 +49,16 @@ PRESETS: dict[str, dict] = {
             "spansPerSecond": 500,
             "profileMbPerDay": 1000,
         },
+        # Prometheus, collector and Mimir memory are derived from the ingest above (components/sizing.py);
+        # their CPU and the other tools' sizes are set here.
         "components": {
-            "prometheus": {"resources": {"requests": {"cpu": "500m", "memory": "2Gi"},
-                                         "limits": {"cpu": "2", "memory": "4Gi"}}},
+            "prometheus": {"resources": {"requests": {"cpu": "500m"}, "limits": {"cpu": "2"}}},
             "loki": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
                                    "limits": {"cpu": "2", "memory": "2Gi"}}},
             "tempo": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
                                     "limits": {"cpu": "2", "memory": "2Gi"}}},
-            "mimir": {"resources": {"requests": {"cpu": "500m", "memory": "2Gi"},
-                                    "limits": {"cpu": "2", "memory": "4Gi"}}},
-            "collector": {"resources": {"requests": {"cpu": "250m", "memory": "256Mi"},
-                                        "limits": {"cpu": "1", "memory": "1Gi"}}},
+            "mimir": {"resources": {"requests": {"cpu": "500m"}, "limits": {"cpu": "2"}}},
+            "collector": {"resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "1"}}},
         },
         "protectData": True,
         # Alertmanager x3, Prometheus x2, a two-tier collector: a lost node costs no alert and no

@@ -191,7 +191,10 @@ def test_docker_resources_are_the_configured_amounts(dev):
     # Literal values (the dev preset): Docker takes CPUs as a decimal and memory in MB.
     assert _container(dev, "alertmanager")["cpus"] == "0.25"  # 250m
     assert _container(dev, "prometheus")["cpus"] == "1"
-    assert _container(dev, "prometheus")["memory"] == 640  # 640Mi
+    # Derived from the dev preset's ingest (components/sizing.py), worked by hand: 2,000 samples/s
+    # x 15 s = 30,000 series x 2,048 B + 96 MiB = 154.6 MiB -> request 192Mi, limit 2x -> 320Mi.
+    assert _container(dev, "prometheus")["memory"] == 320
+    # 50 spans/s / ratio 1.0 x 10 s = 500 held spans x 2,048 B + 64 MiB -> 128Mi, limit 2x -> 192Mi.
     assert _container(dev, "collector")["memory"] == 192
 
 

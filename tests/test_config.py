@@ -88,16 +88,17 @@ def test_objects_merge_key_by_key():
 def test_stack_config_beats_preset_beats_defaults():
     from observability_stack.config.model import Settings
 
-    assert Settings.built_in_defaults().components.prometheus.resources.limits.memory == "1Gi"  # built-in default
-    dev = load_settings({"environment": "dev"}, stack="x").components.prometheus.resources
-    assert (dev.limits.memory, dev.limits.cpu) == ("640Mi", "1")  # dev preset over the default
+    # Built-in layer: resources are unset (derived or the tool's base, components/sizing.py).
+    assert Settings.built_in_defaults().components.prometheus.resources.limits.memory is None
+    dev = load_settings({"environment": "dev"}, stack="x").components.loki.resources
+    assert (dev.limits.memory, dev.limits.cpu) == ("384Mi", None)  # dev preset over the default
     p = prod()
-    assert p.components.prometheus.resources.limits.memory == "4Gi"  # preset
-    assert p.components.prometheus.resources.requests.cpu == "500m"
+    assert p.components.prometheus.resources.limits.cpu == "2"  # preset
+    assert p.components.prometheus.resources.limits.memory is None  # left to the ingest rule
     s = prod(components={"prometheus": {"resources": {"limits": {"memory": "8Gi"}}}})
     r = s.components.prometheus.resources
-    assert (r.limits.memory, r.limits.cpu, r.requests.memory) == ("8Gi", "2", "2Gi")  # stack, preset, preset
-    assert s.components.grafana.resources.limits.memory == "384Mi"  # untouched tool keeps the default
+    assert (r.limits.memory, r.limits.cpu, r.requests.cpu) == ("8Gi", "2", "500m")  # stack, preset, preset
+    assert s.components.grafana.resources.limits.memory is None  # untouched tool keeps the default
 
 
 def test_lists_replace_as_a_whole():
