@@ -173,18 +173,6 @@ def gateway_config(settings: Settings, links: Links) -> dict:
                                "exporters": ["loadbalancing"]}
     elif links.traces_otlp:
         processors["tail_sampling"] = _tail_sampling(settings)
-
-
-    receivers = {"otlp": {"protocols": {
-        "grpc": {"endpoint": f"0.0.0.0:{OTLP_GRPC_PORT}"},
-        "http": {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"},
-    }}}
-    if links.traces_otlp:
-        processors["tail_sampling"] = {
-            "decision_wait": DECISION_WAIT,
-            "num_traces": sizing.num_traces(settings),
-            "policies": sampling_policies(settings),
-        }
         # Plaintext inside the stack's network (Tempo serves OTLP without TLS).
         exporters["otlp/tempo"] = {"endpoint": links.traces_otlp.address, "tls": {"insecure": True}}
         pipelines["traces"] = {"receivers": ["otlp"], "processors": ["memory_limiter", "tail_sampling", "batch"],

@@ -24,6 +24,8 @@ def prod(**raw):
     base = {
         "alerting": {"receivers": [{"name": "p", "webhook": {"url": "http://x"}}],
                      "routes": {"critical": "p", "warning": "p"}},
+        # Prod runs highAvailability, which needs object storage for the storage backends.
+        "objectStorage": {"s3": {"region": "eu-west-1", "bucket": "example-observability"}},
     }
     return load_settings({**base, **raw}, stack="prod")
 
@@ -81,8 +83,12 @@ def test_num_traces_from_the_same_figures():
     assert sizing.num_traces(load_settings({}, stack="dev")) == 50_000
     # sampling 0.1% counts as 1%: 500 / 0.01 = 50,000 spans/s x 10 s x 2 = 1,000,000
     assert sizing.num_traces(prod(sampling={"traces": 0.001})) == 1_000_000
-    rendered = collector.gateway_config(prod(), links_for(prod()))["processors"]["tail_sampling"]
+    # Prod samples in the collector's second tier (highAvailability); each sampler is sized for
+    # the whole load, which it carries alone when the other is lost.
+    rendered = collector.sampling_config(prod(), links_for(prod()))["processors"]["tail_sampling"]
     assert rendered["num_traces"] == 200_000 and rendered["decision_wait"] == "10s"
+    single = prod(highAvailability=False, objectStorage=None)
+    assert collector.gateway_config(single, links_for(single))["processors"]["tail_sampling"] == rendered
 
 
 def test_mimir_memory_by_upstreams_capacity_rule():
