@@ -30,6 +30,8 @@ PREVIOUS_RELEASE = "1b0d718"  # tag v0.1.0
 # Content-named (`<tool>-config-<hash>`, immutable): a new config is a new object and the pods
 # roll; that is how a config change reaches the pods, not data loss.
 REPLACEABLE = {"kubernetes:core/v1:ConfigMap"}
+# Stack config keys added after the previous release that the committed prod stack sets.
+NEW_KEYS = ("observability:objectStorage",)
 VOLUME_KINDS = {"kubernetes:core/v1:PersistentVolumeClaim", "kubernetes:apps/v1:StatefulSet"}
 
 
@@ -49,6 +51,14 @@ def test_a_stack_of_the_previous_release_upgrades_without_replacing_data(previou
     extra = {"observability:kubernetes": {"namespace": "observability",
                                           "renderToDirectory": str(tmp_path / "manifests")}}
     wd = work_dir(tmp_path, "prod", "prod", extra)
+    # The previous release does not know the keys added since; a user upgrading adds them (prod's
+    # highAvailability needs objectStorage), so step 1 runs without them and step 2 with them.
+    stack_file = wd / "Pulumi.prod.yaml"
+    current = stack_file.read_text()
+    older = yaml.safe_load(current)
+    for key in NEW_KEYS:
+        older["config"].pop(key, None)
+    stack_file.write_text(yaml.safe_dump(older, sort_keys=False))
 
     # 1. `pulumi up` with the previous release's code, in its own process and checkout.
     old = subprocess.run(
@@ -61,7 +71,8 @@ def test_a_stack_of_the_previous_release_upgrades_without_replacing_data(previou
                      for d in yaml.safe_load_all(f.read_text()) if d and d["kind"] == "PersistentVolumeClaim"]
     assert len(claims_before) == 7
 
-    # 2. Preview the same stack with this code.
+    # 2. Preview the same stack with this code (and the stack file of this release).
+    stack_file.write_text(current)
     stack = open_stack("prod", wd, env)
     events = Events()
     result = stack.preview(on_event=events, on_output=lambda _: None)
