@@ -82,6 +82,9 @@ def test_retention_change_replaces_no_statefulset_pvc_or_service(rendered):
     base, env, wd, stack, _, _ = rendered
     stack.set_config("observability:retention.metrics", auto.ConfigValue("90d"), path=True)
     stack.set_config("observability:retention.logs", auto.ConfigValue("60d"), path=True)
+    # With object storage (the committed prod stack) the storage backends' claims hold a day of
+    # WAL and cache: ingest, not retention, sizes them.
+    stack.set_config("observability:ingest.logGbPerDay", auto.ConfigValue("80"), path=True)
     try:
         events = Events()
         result = stack.preview(on_event=events, on_output=lambda _: None)
@@ -96,6 +99,7 @@ def test_retention_change_replaces_no_statefulset_pvc_or_service(rendered):
     finally:
         stack.remove_config("observability:retention.metrics", path=True)
         stack.remove_config("observability:retention.logs", path=True)
+        stack.remove_config("observability:ingest.logGbPerDay", path=True)
 
 
 def test_destroy_removes_everything_but_retained_data(rendered, capsys):
@@ -108,7 +112,7 @@ def test_destroy_removes_everything_but_retained_data(rendered, capsys):
     # retain_on_delete: the claims (and the namespace holding them) outlive the stack.
     left = [d for f in out_dir.rglob("*.yaml") for d in yaml.safe_load_all(f.read_text()) if d]
     assert sorted({d["kind"] for d in left}) == ["Namespace", "PersistentVolumeClaim"], [d["kind"] for d in left]
-    assert sum(d["kind"] == "PersistentVolumeClaim" for d in left) == 7
+    assert sum(d["kind"] == "PersistentVolumeClaim" for d in left) == 10  # one per replica (HA prod)
     with capsys.disabled():
         print("\nengine: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
                                        for k, v in FIGURES.items()))
