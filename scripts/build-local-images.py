@@ -185,8 +185,15 @@ def busybox_base(fs: Rootfs) -> None:
 
 
 def prom_bins() -> tuple[Path, Path]:
-    out = run([str(ROOT / "scripts" / "build-prom-tools.sh")], stdin=subprocess.DEVNULL).split()
-    return Path(out[-2]), Path(out[-1])
+    """The version-keyed bin dirs of scripts/build-prom-tools.sh; built only when incomplete (the
+    build takes a lock shared by every version, which another build may hold for long)."""
+    script = str(ROOT / "scripts" / "build-prom-tools.sh")
+    prom, am = (Path(p) for p in run([script, "--print-path"]).strip().split(":"))
+    if not all(os.access(d / b, os.X_OK) for d, b in ((prom, "prometheus"), (prom, "promtool"),
+                                                         (am, "alertmanager"), (am, "amtool"))):
+        out = run([script], stdin=subprocess.DEVNULL).split()
+        prom, am = Path(out[-2]), Path(out[-1])
+    return prom, am
 
 
 def prometheus_image(prom_bin: Path) -> tuple[bytes, list[str]]:
