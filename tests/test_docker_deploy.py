@@ -88,7 +88,7 @@ def stack_volumes() -> list[str]:
 def cleanup() -> None:
     """Leftovers of an earlier, interrupted run (names are fixed per stack)."""
     for name in stack_containers():
-        docker("rm", "-f", name, check=False)
+        docker("rm", "-f", "-v", name, check=False)  # -v: anonymous volumes too, never named ones
     docker("network", "rm", PREFIX, check=False)
     for volume in stack_volumes():
         docker("volume", "rm", "-f", volume, check=False)
