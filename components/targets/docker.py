@@ -66,6 +66,14 @@ def _capability(name: str) -> str:
     return name if name.startswith("CAP_") or name == "ALL" else f"CAP_{name}"
 
 
+def _cpus(cores: float) -> str:
+    # Written the way the provider reads NanoCPUs back (nanoInt64ToDecimalString: "1.0", "0.5"),
+    # so a refresh sees no change; `cpus` forces a replacement, so "1" vs "1.0" would replace the
+    # container on every `up` (found by tests/test_docker_deploy.py).
+    text = f"{cores:.9f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
 def _url_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
@@ -159,11 +167,12 @@ class DockerBackend:
             docker.ContainerUploadArgs(file=f.path, content=f.content, permissions="0444")
             for f in w.config_files
         ] + [
-            # Content stays a Pulumi secret (encrypted in state); readable by the tool's user only.
-            docker.ContainerUploadArgs(
-                file=f.path, content=pulumi.Output.secret(f.content),
-                owner=str(uid), group=str(gid), permissions="0440",
-            )
+            # Content stays a Pulumi secret (encrypted in state). Root-owned and world-readable
+            # inside the container, whose only process is the tool: an `owner`/`group` makes the
+            # provider ask Docker to chown to the container's user, which dockerd looks up on the
+            # *host* and cannot resolve for a numeric "uid:gid" ("getent unable to find entry";
+            # moby/moby#34142, open; found by tests/test_docker_deploy.py).
+            docker.ContainerUploadArgs(file=f.path, content=pulumi.Output.secret(f.content), permissions="0444")
             for f in w.secret_files
         ]
 
@@ -204,8 +213,11 @@ class DockerBackend:
             ),
             security_opts=["no-new-privileges:true"],
             memory=memory,
+            # = memory: no swap on top of the limit. Unset, Docker defaults it to twice the memory
+            # and the provider reads that back, so every later `up` would diff it away.
+            memory_swap=memory,
             memory_reservation=reservation if reservation < memory else None,
-            cpus=f"{w.resources.cpu_limit_cores:g}",
+            cpus=_cpus(w.resources.cpu_limit_cores),
             restart="unless-stopped",
             destroy_grace_seconds=STOP_GRACE_SECONDS,
             log_driver=AGENT_LOG_DRIVER if w.reads_container_logs else LOG_DRIVER,
@@ -292,6 +304,7 @@ class DockerBackend:
             network_mode="none",
             volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=w.data.path)],
             memory=INIT_MEMORY_MB,
+            memory_swap=INIT_MEMORY_MB,
             restart="no",
             must_run=False,
             attach=True,
