@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from observability_stack.components.workload import pinned_versions
 from tests.harness import ROOT
 
 PREFLIGHT = ROOT / "scripts" / "preflight.py"
@@ -139,7 +140,8 @@ def test_up_stops_before_creating_anything_when_images_cannot_be_pulled(tmp_path
         if os.environ.get("OBS_ALLOW_MISSING_TOOLS") == "1":
             pytest.skip("no Docker engine")
         pytest.fail("no Docker engine answers (docker info): .ci/run starts dockerd")
-    missing = [ref for ref in ("grafana/grafana:12.3.1", "grafana/loki:3.6.3")
+    images = pinned_versions()["images"]
+    missing = [ref for ref in (f"{images[t]['repository']}:{images[t]['tag']}" for t in ("grafana", "loki"))
                if subprocess.run(["docker", "image", "inspect", ref], capture_output=True).returncode != 0]
     if len(missing) < 2:
         pytest.skip("the AGPL images are on this Docker host: nothing to refuse")
