@@ -12,7 +12,7 @@ stack's own config overrides both (see `config.loader`).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, ClassVar, Literal, Optional, Union
 
 from pydantic import (
     AfterValidator,
@@ -239,6 +239,46 @@ def _component(cpu_req: str, mem_req: str, cpu_lim: str, mem_lim: str):
     )
 
 
+class HostAgent(Component):
+    """A metrics exporter that watches the host or the cluster, not the stack. `enabled` unset
+    means "on where the target supports it" (`TARGETS`); `true` on another target is refused."""
+
+    # Targets the exporter can run on (the config loader refuses `enabled: true` elsewhere).
+    TARGETS: ClassVar[tuple[str, ...]] = ("docker", "kubernetes")
+    enabled: Optional[bool] = Field(
+        None, description="Deploy it; unset: on where the target supports it (see the README)."
+    )
+
+
+class NodeExporter(HostAgent):
+    """node_exporter: host CPU, memory, filesystems, network (a DaemonSet on Kubernetes)."""
+
+
+class KubeStateMetrics(HostAgent):
+    """kube-state-metrics: the state of Kubernetes objects (Kubernetes only)."""
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("kubernetes",)
+
+
+class Cadvisor(HostAgent):
+    """cAdvisor: per-container metrics on Docker (the kubelet serves them on Kubernetes)."""
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("docker",)
+
+
+def _agent(cls, cpu_req: str, mem_req: str, cpu_lim: str, mem_lim: str):
+    return Field(default_factory=lambda: cls(resources=Resources(
+        requests=ResourceAmounts(cpu=cpu_req, memory=mem_req),
+        limits=ResourceAmounts(cpu=cpu_lim, memory=mem_lim),
+    )))
+
+
+def job_name(tool: str) -> str:
+    """A tool's scrape job and service name: its settings field with '-' for '_'
+    (`node_exporter` -> `node-exporter`, a DNS label)."""
+    return tool.replace("_", "-")
+
+
 class Components(Model):
     """Per tool: enabled, image version, resources, storage. Defaults fit a 4 GiB dev host."""
 
@@ -250,6 +290,12 @@ class Components(Model):
     mimir: Component = _component("250m", "384Mi", "1", "768Mi")
     pyroscope: Component = _component("100m", "128Mi", "500m", "384Mi")
     collector: Component = _component("100m", "128Mi", "500m", "256Mi")
+    # kube-prometheus' requests/limits (node-exporter 102m/180Mi, 250m/180Mi; kube-state-metrics
+    # 10m/190Mi, 100m/250Mi), trimmed where our exporters do less (no kube-rbac-proxy sidecars,
+    # kube-state-metrics limited to the kinds the rules use).
+    node_exporter: NodeExporter = _agent(NodeExporter, "50m", "32Mi", "250m", "128Mi")
+    kube_state_metrics: KubeStateMetrics = _agent(KubeStateMetrics, "10m", "64Mi", "100m", "256Mi")
+    cadvisor: Cadvisor = _agent(Cadvisor, "50m", "64Mi", "500m", "256Mi")
 
 
 class Ingest(Model):
@@ -309,6 +355,10 @@ class Kubernetes(Model):
     ingress: Ingress = Field(default_factory=Ingress, description="Optional Grafana Ingress.")
     render_to_directory: Optional[Text] = Field(
         None, description="Write manifests to this directory instead of applying them (secrets in plaintext there)."
+    )
+    cluster_monitoring: bool = Field(
+        True, description="Scrape the kubelets (with cAdvisor and probes) and the API server, with "
+                          "the cluster-wide read access that needs (nodes, nodes/metrics, /metrics).",
     )
 
 
@@ -381,7 +431,10 @@ class Settings(Model):
     # -- derived views used by render functions and components --------------------------------
 
     def enabled(self, tool: str) -> bool:
-        return getattr(self.components, tool).enabled
+        component = getattr(self.components, tool)
+        if component.enabled is None:  # a HostAgent left unset: on where the target supports it
+            return self.target in component.TARGETS
+        return component.enabled
 
     def receiver_map(self) -> dict[str, Receiver]:
         """Every receiver by name: `alerting.receivers` plus inline team receivers."""
