@@ -20,6 +20,7 @@ tools:
 	scripts/build-pulumi.sh
 	scripts/build-kube-apiserver.sh
 	scripts/build-actionlint.sh
+	scripts/build-node-exporter.sh
 
 ## the whole test suite: unit, golden, real tools, real processes, real Pulumi engine
 test: venv tools
