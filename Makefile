@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 .PHONY: up test test-unit render check-keys bench reference tools venv preview
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt requirements-test.txt
+$(VENV)/.installed: requirements.txt requirements-test.txt examples/python-service/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-test.txt

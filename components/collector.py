@@ -170,6 +170,11 @@ def log_operators(logs: ContainerLogs) -> list[dict]:
     ops.append({"type": "json_parser", "if": r'body matches "^\\s*\\{"', "parse_from": "body",
                 "parse_to": "attributes.json", "on_error": "send_quiet"})
     ops.extend(_keep_from_json(f) for f in ("trace_id", "span_id", "level"))
+    # The service name the line carries (the seed's structlog `service` field) becomes the
+    # resource's service.name: Loki labels the stream `service_name` from it (instead of
+    # `unknown_service`), which is what Grafana's log links and Explore select by.
+    ops.append({"type": "move", "if": "attributes.json?.service != nil",
+                "from": "attributes.json.service", "to": 'resource["service.name"]'})
     ops.append({"type": "remove", "if": "attributes.json != nil", "field": "attributes.json"})
     return ops
 

@@ -2,7 +2,9 @@
 
 Upstream reference: Grafana dashboard JSON model
 (https://grafana.com/docs/grafana/latest/dashboards/build-dashboards/view-dashboard-json-model/).
-The PromQL of the golden-signals and RED boards is the seed's, verbatim (whitespace aside).
+The golden-signals and RED boards show the seed's queries through the recording rules that
+compute them for both metric naming conventions (components/rules.py), filtered by the `team` and
+`job` variables.
 Dashboards are provisioned read-only (see `grafana.dashboard_provider`): edits belong in this
 module, not in the UI, so they cannot drift from what is deployed.
 
@@ -18,26 +20,40 @@ from ..config.model import Settings
 
 SCHEMA_VERSION = 39
 
-# The seed's queries (guide section "Grafana可视化"), one name per panel.
-GOLDEN_SIGNALS: tuple[tuple[str, str, str], ...] = (
-    # (panel title, PromQL, unit)
-    ("Latency (P95)", "histogram_quantile(0.95, rate(http_request_duration_seconds_bucket[5m]))", "s"),
-    ("Traffic (QPS by endpoint)", "sum(rate(http_requests_total[5m])) by (endpoint)", "reqps"),
-    ("Errors (5xx %)",
-     'sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) * 100', "percent"),
-    ("Saturation (CPU %)", '100 - (avg(rate(node_cpu_seconds_total{mode="idle"}[5m])) * 100)', "percent"),
+# The seed's queries (guide section "Grafana可视化"), one per panel, read from the recording rules
+# of components/rules.py that compute them for both metric naming conventions (prometheus-client
+# `http_requests_total{status}` / `http_request_duration_seconds`, and OpenTelemetry's
+# `http_server_request_duration_seconds_*{http_response_status_code}` as the collector
+# remote-writes them), per job and team; so one panel shows either kind of service, and the
+# `team` and `job` variables filter them.
+SELECT = '{job=~"$job", team=~"$team"}'
+GOLDEN_SIGNALS: tuple[tuple[str, tuple[tuple[str, str], ...], str], ...] = (
+    # (panel title, ((PromQL, legend), ...), unit)
+    ("Latency (P95)", ((f"job:http_request_duration_seconds:p95_5m{SELECT}", "{{job}}"),), "s"),
+    ("Traffic (QPS by endpoint)",
+     ((f"sum by (job, endpoint) (job_endpoint:http_requests:rate5m{SELECT})", "{{job}} {{endpoint}}"),), "reqps"),
+    ("Errors (5xx %)", ((f"100 * job:http_request_errors:ratio_rate5m{SELECT}", "{{job}}"),), "percent"),
+    # The seed's node CPU needs a node exporter among the scrape targets; the service's own
+    # process CPU (both clients export `process_cpu_seconds_total`) is there without one.
+    ("Saturation (CPU %)", (
+        ("100 * instance:node_cpu_utilisation:ratio_rate5m", "node {{instance}}"),
+        (f"100 * job:process_cpu_seconds:rate5m{SELECT}", "process {{job}}"),
+    ), "percent"),
 )
 
-RED: tuple[tuple[str, str, str], ...] = (
-    ("Rate (requests/s by job, endpoint)", "sum(rate(http_requests_total[5m])) by (job, endpoint)", "reqps"),
-    ("Errors (4xx/5xx per second by job)", 'sum(rate(http_requests_total{status=~"[45].."}[5m])) by (job)', "reqps"),
-    ("Duration P50",
-     "histogram_quantile(0.50, sum(rate(http_request_duration_seconds_bucket[5m])) by (le, endpoint))", "s"),
-    ("Duration P95",
-     "histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[5m])) by (le, endpoint))", "s"),
-    ("Duration P99",
-     "histogram_quantile(0.99, sum(rate(http_request_duration_seconds_bucket[5m])) by (le, endpoint))", "s"),
+RED: tuple[tuple[str, tuple[tuple[str, str], ...], str], ...] = (
+    ("Rate (requests/s by job, endpoint)",
+     ((f"job_endpoint:http_requests:rate5m{SELECT}", "{{job}} {{endpoint}}"),), "reqps"),
+    ("Errors (4xx/5xx per second by job)", ((f"job:http_requests_4xx_5xx:rate5m{SELECT}", "{{job}}"),), "reqps"),
+    *(
+        (f"Duration {name.upper()}",
+         ((f"job_endpoint:http_request_duration_seconds:{name}_5m{SELECT}", "{{job}} {{endpoint}}"),), "s")
+        for name in ("p50", "p95", "p99")
+    ),
 )
+
+# Variables of the application boards: every team and job that has request metrics.
+VARIABLE_SOURCE = "job:http_requests:rate5m"
 
 # Ingestion rate per tool, from each tool's own metrics (scraped by Prometheus' stack jobs).
 INGESTION: dict[str, tuple[str, str, str]] = {
@@ -73,7 +89,36 @@ def _panel(pid: int, title: str, targets: list[tuple[str, str]], unit: str, ds: 
     }
 
 
-def _dashboard(uid: str, title: str, tags: list[str], panels: list[dict]) -> dict:
+def _variable(name: str, query: str, ds: dict) -> dict:
+    """A multi-value query variable defaulting to All; All matches every value, including series
+    without the label (`.*` matches the empty string), so team-less services show too."""
+    return {
+        "name": name,
+        "label": name,
+        "type": "query",
+        "datasource": ds,
+        # No `definition`: the UI's display copy of the query, not part of Grafana's dashboard
+        # schema (tests/test_dashboards_schema.py); Grafana derives it from `query`.
+        "query": query,
+        "refresh": 2,  # on time range change
+        "sort": 1,
+        "multi": True,
+        "includeAll": True,
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "options": [],
+    }
+
+
+def application_variables(ds: dict) -> list[dict]:
+    return [
+        _variable("team", f"label_values({VARIABLE_SOURCE}, team)", ds),
+        _variable("job", f'label_values({VARIABLE_SOURCE}{{team=~"$team"}}, job)', ds),
+    ]
+
+
+def _dashboard(uid: str, title: str, tags: list[str], panels: list[dict],
+               variables: Optional[list[dict]] = None) -> dict:
     return {
         "uid": uid,
         "title": title,
@@ -83,25 +128,26 @@ def _dashboard(uid: str, title: str, tags: list[str], panels: list[dict]) -> dic
         "time": {"from": "now-1h", "to": "now"},
         "refresh": "30s",
         "timezone": "browser",
-        "templating": {"list": []},
+        "templating": {"list": variables or []},
         "annotations": {"list": []},
         "panels": panels,
     }
 
 
-def _grid(queries: tuple[tuple[str, str, str], ...], ds: dict) -> list[dict]:
+def _grid(queries: tuple[tuple[str, tuple[tuple[str, str], ...], str], ...], ds: dict) -> list[dict]:
     return [
-        _panel(i + 1, title, [(expr, "")], unit, ds, x=(i % 2) * 12, y=(i // 2) * 8)
-        for i, (title, expr, unit) in enumerate(queries)
+        _panel(i + 1, title, list(targets), unit, ds, x=(i % 2) * 12, y=(i // 2) * 8)
+        for i, (title, targets, unit) in enumerate(queries)
     ]
 
 
 def golden_signals(ds: dict) -> dict:
-    return _dashboard("golden-signals", "Golden signals", ["golden-signals"], _grid(GOLDEN_SIGNALS, ds))
+    return _dashboard("golden-signals", "Golden signals", ["golden-signals"], _grid(GOLDEN_SIGNALS, ds),
+                      application_variables(ds))
 
 
 def red(ds: dict) -> dict:
-    return _dashboard("red", "RED (rate, errors, duration)", ["red"], _grid(RED, ds))
+    return _dashboard("red", "RED (rate, errors, duration)", ["red"], _grid(RED, ds), application_variables(ds))
 
 
 def stack_overview(settings: Settings, ds: dict) -> dict:

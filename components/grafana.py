@@ -35,6 +35,12 @@ PROVISIONING_DIR = "/etc/grafana/provisioning"
 # Outside the data volume: dashboards are config, replaced on every deploy.
 DASHBOARDS_DIR = "/etc/grafana/dashboards"
 ADMIN_PASSWORD_PATH = "/etc/grafana/secrets/admin_password"
+# Issue 15: SSO client secret and external database URL, as files named by `GF_<...>__FILE`
+# (Grafana reads any setting's value from the file a `__FILE` variable names: "Configure Grafana",
+# section "Override configuration with environment variables").
+OIDC_SECRET_PATH = "/etc/grafana/secrets/oidc_client_secret"
+DATABASE_URL_PATH = "/etc/grafana/secrets/database_url"
+DATABASE_PORTS = {"postgres": 5432, "mysql": 3306}
 
 # Datasource uids are the tool names (fixed: links and dashboards refer to them); the query
 # endpoints come from `components/wiring.py` (`Links.query`), one per enabled tool that has one.
@@ -207,7 +213,85 @@ def env(settings: Settings) -> dict[str, str]:
     }
     if anonymous:
         values["GF_AUTH_ANONYMOUS_ORG_ROLE"] = "Viewer"
+    values.update(sso_env(settings))
+    if settings.grafana.database is not None:
+        # `[database] url`: "Use either URL or the other fields ... Example:
+        # mysql://user:secret@host:port/database" (conf/defaults.ini); the type follows the scheme.
+        values["GF_DATABASE_URL__FILE"] = DATABASE_URL_PATH
     return values
+
+
+def sso_env(settings: Settings) -> dict[str, str]:
+    """`[auth.generic_oauth]` (conf/defaults.ini; "Configure generic OAuth authentication") from
+    `grafana.oidc`. The login form stays: the local admin is the break-glass login."""
+    oidc = settings.grafana.oidc
+    if oidc is None:
+        return {}
+    values = {
+        "GF_AUTH_GENERIC_OAUTH_ENABLED": "true",
+        "GF_AUTH_GENERIC_OAUTH_NAME": "SSO",
+        # Users the provider admits get an account on first login (Viewer unless the role path says).
+        "GF_AUTH_GENERIC_OAUTH_ALLOW_SIGN_UP": "true",
+        "GF_AUTH_GENERIC_OAUTH_CLIENT_ID": oidc.client_id,
+        "GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET__FILE": OIDC_SECRET_PATH,
+        "GF_AUTH_GENERIC_OAUTH_SCOPES": " ".join(oidc.scopes),
+        "GF_AUTH_GENERIC_OAUTH_AUTH_URL": oidc.auth_url,
+        "GF_AUTH_GENERIC_OAUTH_TOKEN_URL": oidc.token_url,
+        "GF_AUTH_GENERIC_OAUTH_API_URL": oidc.api_url,
+        "GF_AUTH_GENERIC_OAUTH_USE_PKCE": "true",
+        "GF_AUTH_DISABLE_LOGIN_FORM": "false",
+    }
+    if oidc.allowed_groups:
+        values["GF_AUTH_GENERIC_OAUTH_ALLOWED_GROUPS"] = ",".join(oidc.allowed_groups)
+        # allowed_groups is matched against the groups found at this JMESPath (the OIDC `groups` claim).
+        values["GF_AUTH_GENERIC_OAUTH_GROUPS_ATTRIBUTE_PATH"] = "groups"
+    if oidc.role_attribute_path:
+        values["GF_AUTH_GENERIC_OAUTH_ROLE_ATTRIBUTE_PATH"] = oidc.role_attribute_path
+    ingress = settings.kubernetes.ingress
+    if ingress.enabled and ingress.host:
+        # The provider redirects back to root_url + /login/generic_oauth. Without an Ingress,
+        # Grafana's default root_url (http://localhost:3000/) fits a port-forward and Docker's
+        # loopback port.
+        values["GF_SERVER_ROOT_URL"] = f"{'https' if ingress.tls_secret else 'http'}://{ingress.host}/"
+    return values
+
+
+def _url_port(url: str, default_by_scheme: dict[str, int]) -> Optional[int]:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return parts.port or default_by_scheme.get(parts.scheme)
+    except ValueError:
+        return None
+
+
+def egress_ports(settings: Settings) -> tuple[int, ...]:
+    """Ports Grafana reaches outside the stack: the identity provider's token and userinfo
+    endpoints (server-side calls) and the external database."""
+    ports: set[int] = set()
+    oidc = settings.grafana.oidc
+    if oidc is not None:
+        for url in (oidc.token_url, oidc.api_url):
+            port = _url_port(url, {"https": 443, "http": 80})
+            if port:
+                ports.add(port)
+    if settings.grafana.database is not None:
+        # The URL's port, else both databases' defaults (also when the URL is a render placeholder).
+        port = _url_port(settings.grafana.database.get_secret_value(), DATABASE_PORTS)
+        ports.update([port] if port else DATABASE_PORTS.values())
+    return tuple(sorted(ports))
+
+
+def secret_files(settings: Settings, admin_password: Any) -> tuple[SecretFile, ...]:
+    from .secrets import secret_output
+
+    files = [SecretFile(ADMIN_PASSWORD_PATH, admin_password)]
+    if settings.grafana.oidc is not None:
+        files.append(SecretFile(OIDC_SECRET_PATH, secret_output(settings.grafana.oidc.client_secret)))
+    if settings.grafana.database is not None:
+        files.append(SecretFile(DATABASE_URL_PATH, secret_output(settings.grafana.database)))
+    return tuple(files)
 
 
 def workloads(settings: Settings, links: Links, platform: Platform,
@@ -222,7 +306,8 @@ def workloads(settings: Settings, links: Links, platform: Platform,
         health=HealthCheck.http("/api/health", HTTP_PORT, client="curl"),
         env=env(settings),
         config_files=tuple(ConfigFile(_container_path(path), text) for path, text in files.items()),
-        secret_files=(SecretFile(ADMIN_PASSWORD_PATH, admin_password),),
+        secret_files=secret_files(settings, admin_password),
+        egress_ports=egress_ports(settings),
         scratch=("/tmp",),
         talks_to=tuple(links.query.values()),
         web_ui=True,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 
 from .base import ToolComponent
+from .objectstorage import Bucket, bucket_for
 from .workload import Endpoint, SingleBinary
 from ..config.durations import go_duration
 from ..config.model import Settings
@@ -50,7 +51,50 @@ def serves(service: str) -> dict[str, Endpoint]:
     return {"http": http, "query": http.at(""), "otlp": http.at(OTLP_PATH)}
 
 
+def _object_store(bucket: Bucket) -> dict:
+    """`common.storage` for the bucket (Loki 3.7.6 configuration reference: `s3_storage_config`,
+    `gcs_storage_config`, `azure_storage_config`); credentials only as `${VAR}` references."""
+    if bucket.kind == "s3":
+        s3 = {"endpoint": bucket.endpoint, "region": bucket.region, "bucketnames": bucket.bucket,
+              "insecure": bucket.insecure, "s3forcepathstyle": bucket.path_style}
+        if bucket.key_id:
+            s3.update(access_key_id=bucket.key_id, secret_access_key=bucket.secret)
+        return {"s3": s3}
+    if bucket.kind == "gcs":
+        # No `service_account`: the GCS client falls back to Application Default Credentials
+        # (GOOGLE_APPLICATION_CREDENTIALS names the key file, or the workload identity).
+        return {"gcs": {"bucket_name": bucket.bucket}}
+    azure = {"account_name": bucket.account_name, "container_name": bucket.bucket}
+    if bucket.secret:
+        azure["account_key"] = bucket.secret
+    else:
+        # Azure Workload Identity ("these are set automatically when using Azure Workload Identity").
+        azure["use_federated_token"] = True
+    return {"azure": azure}
+
+
 def config(settings: Settings) -> dict:
+    doc = _filesystem_config(settings)
+    bucket = bucket_for(settings, TOOL)
+    if bucket is None:
+        return doc
+    # Object storage: chunks and the TSDB index go to the bucket (the index shipper uploads it
+    # there); the claim under `path_prefix` keeps the WAL, the index cache and the compactor's
+    # working directory. The ruler keeps its (empty) local rules directory: the stack provisions
+    # no Loki rules, and a local ruler store reads nothing from the bucket.
+    doc["common"]["storage"] = _object_store(bucket)
+    doc["ruler"] = {"storage": {"type": "local", "local": {"directory": RULES_DIR}}}
+    for period in doc["schema_config"]["configs"]:
+        period["object_store"] = bucket.kind
+    doc["compactor"]["delete_request_store"] = bucket.kind
+    if bucket.prefix:
+        # Experimental at 3.7.6 (factory.go wraps every object client with this prefix); a
+        # bucket of its own (`objectStorage.buckets.loki`) needs no prefix.
+        doc["storage_config"] = {"object_prefix": bucket.prefix}
+    return doc
+
+
+def _filesystem_config(settings: Settings) -> dict:
     return {
         # One tenant ("fake"); Loki's default is multi-tenant and would reject requests without
         # an X-Scope-OrgID header.

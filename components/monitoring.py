@@ -61,7 +61,7 @@ def grid(specs: list[tuple[str, list[tuple[str, str]], str]], ds: dict, width: i
 def variable(name: str, query: str, ds: dict) -> dict:
     """A query template variable (`label_values(...)`), multi-select with All."""
     return {"name": name, "type": "query", "datasource": ds, "query": {"query": query, "refId": name},
-            "definition": query, "refresh": 2, "includeAll": True, "multi": True, "current": {},
+            "refresh": 2, "includeAll": True, "multi": True, "current": {},
             "sort": 1}
 
 

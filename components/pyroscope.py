@@ -16,6 +16,7 @@ from __future__ import annotations
 
 
 from .base import ToolComponent
+from .objectstorage import Bucket, bucket_for
 from .workload import Endpoint, SingleBinary
 from ..config.durations import go_duration
 from ..config.model import Settings
@@ -29,7 +30,7 @@ IMAGE_VOLUMES = ("/data-compactor", "/data-metastore")
 
 
 # Distroless image: no shell, no HTTP client, so no in-container Docker healthcheck. The image
-# declares `VOLUME /data-compactor /data-metastore` (cmd/pyroscope/Dockerfile at v1.16.0); covering
+# declares `VOLUME /data-compactor /data-metastore` (cmd/pyroscope/Dockerfile at v1.16.0 and v1.21.1); covering
 # them keeps Docker from creating an anonymous volume for each. Unused: the compactor works under
 # /data (see config), the metastore is v2 storage only.
 BINARY = SingleBinary(TOOL, uid=UID, data_dir=DATA_DIR, config_path=CONFIG_PATH, rendered="pyroscope/config.yaml",
@@ -41,7 +42,39 @@ def serves(service: str) -> dict[str, Endpoint]:
     return {"http": http, "query": http.at("")}
 
 
+def _storage(bucket: Bucket) -> dict:
+    """`storage` for the bucket (Pyroscope 1.21.1 reference: `storage.s3|gcs|azure`, `storage.prefix`;
+    `storage_prefix` is deprecated there); credentials only as `${VAR}` references."""
+    doc: dict = {"backend": bucket.kind}
+    if bucket.prefix:
+        doc["prefix"] = bucket.prefix
+    if bucket.kind == "s3":
+        s3 = {"endpoint": bucket.endpoint, "region": bucket.region, "bucket_name": bucket.bucket,
+              "insecure": bucket.insecure}
+        if bucket.path_style:
+            s3["bucket_lookup_type"] = "path-style"  # "use one of: [path-style virtual-hosted-style auto]"
+        if bucket.key_id:
+            s3.update(access_key_id=bucket.key_id, secret_access_key=bucket.secret)
+        doc["s3"] = s3
+    elif bucket.kind == "gcs":
+        doc["gcs"] = {"bucket_name": bucket.bucket}  # empty service_account: Google's default credentials
+    else:
+        doc["azure"] = {"account_name": bucket.account_name, "container_name": bucket.bucket,
+                        **({"account_key": bucket.secret} if bucket.secret else {})}
+    return doc
+
+
 def config(settings: Settings) -> dict:
+    doc = _filesystem_config(settings)
+    bucket = bucket_for(settings, TOOL)
+    if bucket is not None:
+        # Blocks go to the bucket; the claim keeps the ingesters' head blocks (`pyroscopedb`,
+        # uploaded when cut) and the compactor's scratch space.
+        doc["storage"] = _storage(bucket)
+    return doc
+
+
+def _filesystem_config(settings: Settings) -> dict:
     return {
         "server": {"http_listen_port": HTTP_PORT},
         "storage": {"backend": "filesystem", "filesystem": {"dir": f"{DATA_DIR}/shared"}},

@@ -9,6 +9,14 @@ Bytes per unit are upstream's own rules of thumb:
   ranges 0.2-1 KiB depending on attributes).
 - Pyroscope: stored roughly as ingested (`ingest.profileMbPerDay`).
 Headroom (30%) covers WALs, compaction scratch space and estimation error.
+
+With `objectStorage` (issue 15) Loki, Mimir, Tempo and Pyroscope keep their data in the bucket
+and the claim holds only what waits to be uploaded plus caches, so it is sized from a window of
+ingest instead of retention: one day (`LOCAL_WINDOW`). That covers each tool's longest local hold
+at the pinned versions: Mimir ingesters keep shipped blocks for `-blocks-storage.tsdb.retention-
+period` (default 13h) on top of the 2h head; Loki's WAL holds chunks up to `max_chunk_age` (2h)
+and its TSDB shipper caches recent index; Tempo keeps flushed blocks `complete_block_timeout`
+(15m); Pyroscope cuts head blocks of `max_block_duration`. The bucket itself has no size.
 """
 
 from __future__ import annotations
@@ -40,9 +48,23 @@ def local_metrics_retention(settings: Settings) -> str:
     return metrics
 
 
+# Ingest the claim holds when the data lives in object storage (see the module docstring).
+LOCAL_WINDOW = "1d"
+IN_OBJECT_STORAGE = ("loki", "mimir", "tempo", "pyroscope")
+
+
+def in_object_storage(settings: Settings, tool: str) -> bool:
+    return settings.object_storage is not None and tool in IN_OBJECT_STORAGE
+
+
 def estimated_bytes(settings: Settings, tool: str) -> Optional[float]:
     """Expected bytes on the tool's data volume, or None for a stateless tool."""
     ingest, retention = settings.ingest, settings.retention
+    if in_object_storage(settings, tool):
+        # WAL and cache only: retention x ingest is the bucket's business.
+        window = LOCAL_WINDOW
+        retention = retention.model_copy(update={"metrics": window, "logs": window, "traces": window,
+                                                 "profiles": window})
     if tool == "prometheus":
         return ingest.metrics_samples_per_second * parse_duration(local_metrics_retention(settings)) * BYTES_PER_SAMPLE
     if tool == "mimir":

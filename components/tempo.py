@@ -7,9 +7,10 @@ Upstream reference: Tempo configuration reference
 `send_exemplars`, and `overrides.defaults.metrics_generator.processors`). The upgrade guide
 notes that since 2.7 receivers bind to localhost unless given an address, hence `0.0.0.0`.
 
-Image facts (2.9): `gcr.io/distroless/static-debian12:debug` with busybox under `/busybox` only
-(the 2.10 upgrade notes say the `:debug` base was dropped there), user 10001:10001, `/var/tempo`
-owned by it, no default config file (so `-config.file` is always passed).
+Image facts (2.10.8, `cmd/tempo/Dockerfile` at the tag): `gcr.io/distroless/static-debian12`
+without busybox (2.9's `:debug` base is gone), user 10001:10001, `/var/tempo` created by a setup
+stage, no default config file (so `-config.file` is always passed). Tempo 3 (ingesters and
+compactor removed) is not pinned yet: docs/upstream-facts.md section 12 says why.
 
 Span metrics and service graphs are remote-written to the stack's metrics sink, which
 `components/wiring.py` resolves (Mimir when enabled, else Prometheus' remote-write receiver).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 
 from .base import ToolComponent
+from .objectstorage import Bucket, bucket_for
 from .platform import Platform
 from .wiring import Links
 from .workload import Endpoint, Port, SingleBinary, Workload
@@ -35,10 +37,10 @@ DATA_DIR = "/var/tempo"
 CONFIG_PATH = "/etc/tempo/tempo.yaml"
 
 
-# 2.9's image is distroless:debug: busybox wget exists, but only at /busybox/wget. Apps push OTLP
+# Distroless without busybox since 2.10: no client inside the image. Apps push OTLP
 # to the OTLP ports (below), not to the HTTP port.
 BINARY = SingleBinary(TOOL, uid=UID, data_dir=DATA_DIR, config_path=CONFIG_PATH, rendered="tempo/tempo.yaml",
-                      http_port=HTTP_PORT, grpc_port=GRPC_PORT, ingest=False, client="/busybox/wget")
+                      http_port=HTTP_PORT, grpc_port=GRPC_PORT, ingest=False)
 
 
 def serves(service: str) -> dict[str, Endpoint]:
@@ -51,6 +53,27 @@ def serves(service: str) -> dict[str, Endpoint]:
         "otlp-grpc": Endpoint(service, OTLP_GRPC_PORT, scheme="grpc"),
         "otlp-http": Endpoint(service, OTLP_HTTP_PORT),
     }
+
+
+def _trace_backend(bucket: Bucket) -> dict:
+    """`storage.trace` backend block (Tempo 2.10.8 configuration: `s3`, `gcs`, `azure`, each with
+    `prefix` "to nest all the objects within a shared bucket"); credentials only as `${VAR}`."""
+    if bucket.kind == "s3":
+        block = {"bucket": bucket.bucket, "endpoint": bucket.endpoint, "region": bucket.region,
+                 "insecure": bucket.insecure, "forcepathstyle": bucket.path_style}
+        if bucket.key_id:
+            block.update(access_key=bucket.key_id, secret_key=bucket.secret)
+    elif bucket.kind == "gcs":
+        block = {"bucket_name": bucket.bucket}  # no key in config: Application Default Credentials
+    else:
+        block = {"storage_account_name": bucket.account_name, "container_name": bucket.bucket}
+        if bucket.secret:
+            block["storage_account_key"] = bucket.secret
+        else:
+            block["use_federated_token"] = True  # Azure Workload Identity
+    if bucket.prefix:
+        block["prefix"] = bucket.prefix
+    return {"backend": bucket.kind, bucket.kind: block}
 
 
 def config(settings: Settings, links: Links) -> dict:
@@ -72,6 +95,12 @@ def config(settings: Settings, links: Links) -> dict:
         }},
         "usage_report": {"reporting_enabled": False},
     }
+    bucket = bucket_for(settings, TOOL)
+    if bucket is not None:
+        # Blocks go to the bucket; the claim keeps the WAL (and the generator's WAL below).
+        trace = doc["storage"]["trace"]
+        del trace["local"], trace["backend"]
+        trace.update(_trace_backend(bucket))
     # Span metrics and service graphs go to the stack's metrics sink (wiring decides which).
     write_url = links.metrics_sink.url if links.metrics_sink else None
     if write_url:

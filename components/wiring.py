@@ -4,8 +4,11 @@ Each tool module declares the endpoints it serves (`serves(service)`: role -> `E
 never imports another tool module. `resolve(settings)` collects the endpoints of the enabled
 tools and decides, in this one place, who talks to whom:
 
-- the metrics sink (where the collector and Tempo's metrics generator write): Mimir's push
-  endpoint when Mimir is enabled, else Prometheus' remote-write receiver;
+- the metrics sink (where the collector and Tempo's metrics generator write): Prometheus'
+  remote-write receiver when Prometheus is enabled, so the stack's rules (evaluated there) see
+  OTLP metrics too (HighErrorRate on `http_server_request_duration_seconds`); Prometheus' own
+  remote write then forwards them to Mimir with everything it scrapes. Without Prometheus, Mimir's
+  push endpoint;
 - Prometheus' remote write: Mimir, when enabled (it keeps the long-term copy);
 - the default metrics datasource: Mimir when enabled, else Prometheus;
 - traces to Tempo, logs to Loki, both over OTLP, and the log agent to the collector gateway;
@@ -25,8 +28,8 @@ from typing import Mapping, Optional
 from .workload import Endpoint
 from ..config.model import job_name
 
-# Metrics sinks in order of preference: long-term storage first.
-METRICS_SINKS = (("mimir", "push"), ("prometheus", "write"))
+# Metrics sinks in order of preference: where the rules are evaluated first (see above).
+METRICS_SINKS = (("prometheus", "write"), ("mimir", "push"))
 # Tools whose query API can be Grafana's default metrics datasource, in order of preference.
 METRICS_SOURCES = ("mimir", "prometheus")
 

@@ -223,7 +223,7 @@ class Workload:
     resources: Resources
     args: tuple[str, ...] = ()
     command: Optional[tuple[str, ...]] = None  # entrypoint override; None keeps the image's
-    env: dict[str, str] = field(default_factory=dict)  # never secrets: use secret_files
+    env: dict[str, str] = field(default_factory=dict)  # never secrets: use secret_files or secret_env
     config_files: tuple[ConfigFile, ...] = ()
     secret_files: tuple[SecretFile, ...] = ()
     data: Optional[DataVolume] = None
@@ -252,6 +252,13 @@ class Workload:
     root_reason: Optional[str] = None
     # Extra Linux capabilities beyond none (all others are dropped).
     capabilities: tuple[str, ...] = ()
+    # Environment variables whose values are secrets (pulumi Output[str] marked secret), for tools
+    # that read a credential only from their environment (object storage keys expanded into a
+    # config by `-config.expand-env`). Kubernetes: a Secret and `secretKeyRef`; never plain `env`.
+    secret_env: dict[str, Any] = field(default_factory=dict)
+    # Annotations on the workload's identity (Kubernetes ServiceAccount), e.g. for workload
+    # identity (`eks.amazonaws.com/role-arn`).
+    service_account_annotations: dict[str, str] = field(default_factory=dict)
     # Host directories mounted read-only (HostMount), and the host's PID / network namespaces:
     # what a host exporter needs (node_exporter's README and kube-prometheus' DaemonSet). A
     # workload on the host network has no Docker network alias: the Docker backend keeps it in the
@@ -335,13 +342,24 @@ class SingleBinary:
         ports = (Port("http", self.http_port, publish=True, ingest=self.ingest), *extra_ports)
         if self.grpc_port:
             ports += (Port("grpc", self.grpc_port),)
+        # Object storage (issue 15): credentials as secret env/files, the expand-env flag, egress
+        # to the store, workload-identity annotations; nothing when the data stays on the claim.
+        from .objectstorage import bucket_for, workload_fields
+
+        storage = workload_fields(bucket_for(settings, self.tool))
+        if storage:
+            fields["egress_ports"] = tuple(fields.get("egress_ports", ())) + storage.pop("egress_ports")
+        extra_args = storage.pop("extra_args", ())
+        extra_secret_files = storage.pop("extra_secret_files", ())
         return (tool_workload(
             settings, self.tool, service=links.service(self.tool), data_dir=self.data_dir,
             uid=self.uid, gid=self.uid,
-            args=tuple(flags({"config.file": self.config_path}, prefix="-")),
+            args=tuple(flags({"config.file": self.config_path}, prefix="-")) + extra_args,
             ports=ports,
             health=HealthCheck.http("/ready", self.http_port, client=self.client),
             config_files=(ConfigFile(self.config_path, to_yaml(config)),),
             scratch=self.scratch,
+            **({"secret_files": extra_secret_files} if extra_secret_files else {}),
+            **storage,
             **fields,
         ),)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from .durations import parse_duration
 from .model import LAYERED, Components, HostAgent, Settings, TeamReceiver, job_name
 from .presets import PRESETS
+from .storage_rules import object_storage_problems
 
 NAMESPACE = "observability"
 # Jobs the stack scrapes itself, which team scrape jobs may not take: one per tool (the tools are
@@ -32,7 +33,9 @@ RESERVED_JOBS = frozenset(job_name(tool) for tool in Components.model_fields) | 
     "kubernetes-pods", "kubelet", "kubelet-cadvisor", "kubelet-probes", "apiserver"}
 # pydantic names the branches of `Team.receiver` (a name or an object) in error locations.
 _UNION_TAGS = (("str",), ("constrained-str",), ("TeamReceiver",))
-_CREDENTIAL_KEYS = frozenset(["apiUrl", "routingKey", "authPassword", "adminPassword"])
+_CREDENTIAL_KEYS = frozenset(["apiUrl", "routingKey", "authPassword", "adminPassword",
+                              # issue 15: object storage, Grafana SSO and database
+                              "secretAccessKey", "serviceAccountKey", "accountKey", "clientSecret", "database"])
 
 
 class ConfigError(Exception):
@@ -317,6 +320,7 @@ def cross_field_problems(s: Settings) -> list[str]:
         if s.enabled(tool) and not s.enabled("prometheus"):
             problems.append(f"{key_path(('components', tool, 'enabled'))}: true needs prometheus enabled "
                             f"(nothing else sends it alerts)")
+    problems.extend(object_storage_problems(s))
     return problems
 
 

@@ -310,6 +310,97 @@ class Ingest(Model):
 # --- targets and access -----------------------------------------------------------------------
 
 
+# --- object storage and Grafana SSO (issue 15) ---------------------------------------------------
+
+# S3 / GCS bucket and Azure container names share this shape (lowercase, digits, '.', '-').
+BucketName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+# `host` or `host:port`, no scheme: what Loki, Mimir, Tempo and Pyroscope all take as `endpoint`.
+ObjectEndpoint = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:\d{1,5})?$")]
+HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s\"'\\]{1,2000}$")]
+AnnotationKey = Annotated[str, StringConstraints(
+    pattern=r"^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")]
+
+
+class S3(Model):
+    """Amazon S3 or any S3-compatible server (MinIO, SeaweedFS, Ceph RGW, ...)."""
+
+    endpoint: Optional[ObjectEndpoint] = Field(
+        None, description="`host[:port]`, no scheme. Default: AWS's regional endpoint `s3.<region>.amazonaws.com`. "
+                          "Set for an S3-compatible server (then requests use path-style addressing).")
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")] = Field(
+        "us-east-1", description="Bucket region.")
+    bucket: BucketName = Field(description="Bucket name (each tool gets its own prefix in it; see `buckets`).")
+    access_key_id: Optional[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/=._-]{1,128}$")]] = Field(
+        None, description="Access key id; leave out with `secretAccessKey` to use workload identity.")
+    secret_access_key: Optional[Credential] = Field(None, description="Secret access key. Secret.")
+    insecure: bool = Field(False, description="Plain HTTP to `endpoint` (an in-cluster test server only).")
+
+
+class Gcs(Model):
+    """Google Cloud Storage."""
+
+    bucket: BucketName = Field(description="Bucket name.")
+    service_account_key: Optional[Credential] = Field(
+        None, description="Service account key (the JSON file's content). Secret. Leave out for workload identity.")
+
+
+class Azure(Model):
+    """Azure Blob Storage."""
+
+    account_name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{3,24}$")] = Field(
+        description="Storage account name.")
+    container: BucketName = Field(description="Blob container (each tool gets its own prefix in it; see `buckets`).")
+    account_key: Optional[Credential] = Field(
+        None, description="Storage account key. Secret. Leave out for workload identity.")
+
+
+class Buckets(Model):
+    """A bucket (Azure: container) per tool instead of one bucket with a prefix per tool."""
+
+    loki: Optional[BucketName] = Field(None, description="Loki's bucket.")
+    mimir: Optional[BucketName] = Field(None, description="Mimir's bucket.")
+    tempo: Optional[BucketName] = Field(None, description="Tempo's bucket.")
+    pyroscope: Optional[BucketName] = Field(None, description="Pyroscope's bucket.")
+
+
+class ObjectStorage(Model):
+    """Where Loki, Mimir, Tempo and Pyroscope keep their data (Kubernetes target): exactly one of
+    `s3`, `gcs`, `azure`. Their claims then hold only WAL and cache."""
+
+    s3: Optional[S3] = Field(None, description="S3 or an S3-compatible server.")
+    gcs: Optional[Gcs] = Field(None, description="Google Cloud Storage.")
+    azure: Optional[Azure] = Field(None, description="Azure Blob Storage.")
+    buckets: Buckets = Field(default_factory=Buckets, description="Per-tool buckets (default: one bucket, a prefix per tool).")
+    service_account_annotations: dict[AnnotationKey, Annotated[str, StringConstraints(max_length=1024)]] = Field(
+        default_factory=dict, max_length=20,
+        description="Annotations on the ServiceAccounts of Loki, Mimir, Tempo and Pyroscope, for workload identity "
+                    "(e.g. `eks.amazonaws.com/role-arn`, `iam.gke.io/gcp-service-account`).")
+
+    def kinds(self) -> list[str]:
+        return [k for k in ("s3", "gcs", "azure") if getattr(self, k) is not None]
+
+    @property
+    def kind(self) -> str:
+        return self.kinds()[0]
+
+
+class Oidc(Model):
+    """Single sign-on through an OpenID Connect / OAuth2 provider (Grafana's generic OAuth)."""
+
+    client_id: Text = Field(description="OAuth2 client id.")
+    client_secret: Credential = Field(description="OAuth2 client secret. Secret.")
+    auth_url: HttpUrl = Field(description="Authorization endpoint.")
+    token_url: HttpUrl = Field(description="Token endpoint.")
+    api_url: HttpUrl = Field(description="Userinfo endpoint.")
+    scopes: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/-]{1,100}$")]] = Field(
+        default_factory=lambda: ["openid", "email", "profile"], max_length=30, description="Scopes requested.")
+    allowed_groups: list[Annotated[str, StringConstraints(pattern=r"^[^\s,\"'\\]{1,200}$")]] = Field(
+        default_factory=list, max_length=100,
+        description="Only members of these groups (the `groups` claim) may log in; empty: anyone the provider admits.")
+    role_attribute_path: Optional[Annotated[str, StringConstraints(min_length=1, max_length=2000)]] = Field(
+        None, description="JMESPath to the Grafana role, e.g. `contains(groups[*], 'admins') && 'Admin' || 'Viewer'`.")
+
+
 class Grafana(Model):
     admin_user: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")] = Field(
         "admin", description="Admin login."
@@ -318,6 +409,10 @@ class Grafana(Model):
         None, description="Admin password (secret). Generated (pulumi-random) and exported as a secret when unset."
     )
     anonymous_access: bool = Field(False, description="Allow anonymous Viewer access (refused in prod).")
+    oidc: Optional[Oidc] = Field(None, description="Single sign-on (the admin login stays as break-glass).")
+    database: Optional[Credential] = Field(
+        None, description="`postgres://` or `mysql://` URL of an external database. Secret. With it Grafana runs "
+                          "2 replicas; without it one replica on its SQLite volume.")
 
 
 class Docker(Model):
@@ -386,6 +481,8 @@ class Settings(Model):
     protect_data: bool = Field(
         False, description="Protect and retain data volumes (preset: prod true)."
     )
+    object_storage: Optional[ObjectStorage] = Field(
+        None, description="Object storage for Loki, Mimir, Tempo and Pyroscope (Kubernetes target).")
     stack: str = Field("dev", exclude=True, description="The Pulumi stack name (not a config key).")
 
     # -- built in Python: the same layers, rules and messages as stack config ---------------------

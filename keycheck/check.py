@@ -44,6 +44,15 @@ TOOL_NAMES = {"loki": "Loki", "tempo": "Tempo", "mimir": "Mimir", "pyroscope": "
 # Go's runtime reads these in every Go binary (https://pkg.go.dev/runtime#hdr-Environment_Variables),
 # whatever the tool's own reference says.
 GO_RUNTIME_ENV = {"GOMAXPROCS", "GOMEMLIMIT", "GOGC", "GODEBUG", "GOTRACEBACK"}
+# Google's Application Default Credentials, read by the GCS client of Loki, Mimir, Tempo and
+# Pyroscope when their `service_account` is empty (Mimir 3.0.2: "If empty, fallback to Google
+# default logic"; https://cloud.google.com/docs/authentication/application-default-credentials).
+CLOUD_SDK_ENV = {"GOOGLE_APPLICATION_CREDENTIALS"}
+# `${VAR}` / `${VAR:-default}` references a tool expands with `-config.expand-env=true` (all four
+# document it: "Each variable reference is replaced at startup by the value of the environment
+# variable ... before the YAML file is parsed").
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
+EXPAND_ENV_FLAG = "config.expand-env"
 REGENERATE = "regenerate it: see docs/upstream-facts.md \"Upstream key references\" (scripts/upstream_keys.py derive {tool} --version {version} ...)"
 
 _DURATION = re.compile(r"^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h|d|w|y))+$|^0$")
@@ -230,12 +239,28 @@ def _image_tag(image: str) -> Optional[str]:
     return last.split(":", 1)[1].lstrip("v") if ":" in last else None
 
 
-def check_flags(workload: dict, tool: str, ref: dict, report: Report) -> None:
+def _expands_env(tokens: list[str]) -> bool:
+    return any(str(t).lstrip("-") in (EXPAND_ENV_FLAG, f"{EXPAND_ENV_FLAG}=true") for t in tokens)
+
+
+def check_flags(workload: dict, tool: str, ref: dict, report: Report,
+                referenced_env: frozenset[str] = frozenset()) -> None:
+    """`referenced_env`: the `${VAR}` names in the tool's rendered configs; such a variable is read
+    (only) when the workload runs with `-config.expand-env=true`."""
     where = f"{workload['source']} ({workload['name']})"
     label = f"{TOOL_NAMES[tool]} {ref['version']}"
     flags = ref.get("flags") or {}
     # The image's entrypoint is the binary; an overridden command names it first.
     tokens = list(workload.get("command") or [])[1:] + list(workload.get("args") or [])
+    expands = _expands_env(tokens)
+    if expands and tool != "grafana":
+        for name in sorted(referenced_env - set(workload.get("env") or {})):
+            report.add(where, f"env {name}", f"the config references ${{{name}}} but the workload does not set it "
+                       f"(it would expand to an empty string)")
+    elif referenced_env and tool != "grafana":
+        report.add(where, f"-{EXPAND_ENV_FLAG}", f"missing: the config references "
+                   f"{', '.join('${' + n + '}' for n in sorted(referenced_env))}, which {label} reads literally "
+                   f"without it")
     i = 0
     while i < len(tokens):
         tok = str(tokens[i])
@@ -259,7 +284,9 @@ def check_flags(workload: dict, tool: str, ref: dict, report: Report) -> None:
             if not ok:
                 report.add(where, f"-{name}", f"{value!r} is not a {ftype} ({label})")
     for name in sorted(workload.get("env") or {}):
-        if name in GO_RUNTIME_ENV:
+        if name in GO_RUNTIME_ENV or name in CLOUD_SDK_ENV:
+            continue
+        if expands and name in referenced_env:
             continue
         if tool == "grafana":
             _check_grafana_env(name, where, ref, report)
@@ -307,10 +334,13 @@ def check_dir(rendered: Path, versions_file: Path = VERSIONS, reference_dir: Pat
         return refs[(tool, version)]
 
     running = {tool: _image_tag(str(w.get("image", ""))) for w, tool in workloads if tool}
+    referenced: dict[str, frozenset[str]] = {}
     for tool, globs in CONFIG_GLOBS.items():
         files = sorted({p for g in globs for p in rendered.glob(g)})
         if not files:
             continue
+        referenced[tool] = frozenset(m.group(1) for p in files
+                                     for m in _ENV_REFERENCE.finditer(p.read_text(encoding="utf-8")))
         ref = ref_for(tool, running.get(tool) or pins[tool])
         for path in files:
             check_config_file(path, str(path.relative_to(rendered)), tool, ref, report)
@@ -325,7 +355,7 @@ def check_dir(rendered: Path, versions_file: Path = VERSIONS, reference_dir: Pat
         if tool is None:
             continue
         ref = ref_for(tool, _image_tag(str(w["image"])) or pins[tool])
-        check_flags(w, tool, ref, report)
+        check_flags(w, tool, ref, report, referenced.get(tool, frozenset()))
         report.checked.append(f"{w['source']} ({w['name']})")
     return report
 

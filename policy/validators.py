@@ -402,7 +402,9 @@ def check_public_exposure(resource_type: str, props: Mapping[str, Any], opts: An
 _CREDENTIAL_KEY = re.compile(
     r"(?:^|[_.\-])(password|passwd|secret|client_secret|secret_key|secret_access_key|token|"
     r"access_token|bearer_token|auth_token|api_key|apikey|routing_key|service_key|"
-    r"integration_key|api_url|webhook_url|private_key|credentials)$",
+    r"integration_key|api_url|webhook_url|private_key|credentials|"
+    # Object storage (issue 15): Azure `account_key` / Tempo `storage_account_key`.
+    r"account_key)$",
     re.IGNORECASE,
 )
 # `key: value`, `key = value`, `"key": "value"` on one line (YAML, INI, JSON, flags).

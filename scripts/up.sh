@@ -43,7 +43,7 @@ if [ -f "Pulumi.$stack.yaml" ]; then
 fi
 target=$(venv/bin/python - "$stack" <<'PY'
 import sys
-from config import settings_from_stack_file
+from observability_stack.config import settings_from_stack_file
 try:
     print(settings_from_stack_file(f"Pulumi.{sys.argv[1]}.yaml", sys.argv[1]).target)
 except Exception:

@@ -45,13 +45,42 @@ ONLY_PROMETHEUS_AND_ALERTMANAGER = {
 }
 
 
+# Object storage, one scenario per kind (issue 15): an S3-compatible server with a key pair, a
+# bucket of Loki's own and Grafana SSO + external database; GCS with a service account key; Azure
+# with workload identity (no key, ServiceAccount annotations).
+OBJECT_STORAGE_S3 = {
+    NS + "objectStorage": {
+        "s3": {"endpoint": "minio.storage.svc:9000", "region": "eu-west-1", "bucket": "observability",
+               "accessKeyId": "AKIAEXAMPLE", "secretAccessKey": SECURE, "insecure": True},
+        "buckets": {"loki": "observability-logs"},
+    },
+    NS + "grafana": {
+        "adminPassword": SECURE,
+        "oidc": {"clientId": "grafana", "clientSecret": SECURE,
+                 "authUrl": "https://sso.example.com/authorize", "tokenUrl": "https://sso.example.com/token",
+                 "apiUrl": "https://sso.example.com/userinfo", "allowedGroups": ["platform", "sre"],
+                 "roleAttributePath": "contains(groups[*], 'sre') && 'Admin' || 'Viewer'"},
+        "database": SECURE,
+    },
+}
+OBJECT_STORAGE_GCS = {NS + "objectStorage": {"gcs": {"bucket": "observability", "serviceAccountKey": SECURE}}}
+OBJECT_STORAGE_AZURE = {NS + "objectStorage": {
+    "azure": {"accountName": "obsdata", "container": "observability"},
+    "serviceAccountAnnotations": {"azure.workload.identity/client-id": "00000000-0000-0000-0000-000000000000"},
+}}
+
+
 def scenarios() -> dict[str, tuple[str, dict]]:
+    prod = stack_file_config("prod")
     return {
         "dev": ("dev", stack_file_config("dev")),
-        "prod": ("prod", stack_file_config("prod")),
+        "prod": ("prod", prod),
         "team-overlay": ("payments-prod", stack_file_config("payments-prod")),
         "minimal": ("dev", {**stack_file_config("dev"), **ONLY_PROMETHEUS_AND_ALERTMANAGER}),
         "receivers": ("dev", {**stack_file_config("dev"), **ALL_RECEIVER_KINDS}),
+        "object-storage-s3": ("prod", {**prod, **OBJECT_STORAGE_S3}),
+        "object-storage-gcs": ("prod", {**prod, **OBJECT_STORAGE_GCS}),
+        "object-storage-azure": ("prod", {**prod, **OBJECT_STORAGE_AZURE}),
     }
 
 

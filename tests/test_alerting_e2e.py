@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,16 +34,16 @@ from typing import Optional
 
 import pytest
 
-from observability_stack.components import alertmanager, prometheus, sizing
-from observability_stack.components.render import links_for, render_all, workloads_of
+from observability_stack.components import prometheus, sizing
+from observability_stack.components.render import links_for
 from observability_stack.config import Settings, load_settings
 from observability_stack.config.durations import parse_duration
 from tooling.mockrun import engine_config
 from observability_stack.config.loader import parse_raw
-from tests import tools
 from tests.e2e import localize
 from tests.e2e.exporter import Exporter, app_metrics, payments_metrics, stub_metrics
 from tests.e2e.http_sink import Deliveries, Delivery, HttpSink
+from tests.e2e.local_stack import delivered, pinned_binary, write_local_layout
 from tests.e2e.procs import Process, free_port, http_get_json, http_post_json
 from tests.e2e.receivers import pointed_at_sinks, routing_key, smtp_password
 from tests.e2e.smtp_sink import SmtpSink
@@ -107,19 +106,6 @@ MODULE_START = [time.monotonic()]
 # --- binaries ------------------------------------------------------------------------------------
 
 
-def pinned_binary(name: str) -> str:
-    """The pinned build of `name`; fails (never skips) when missing or at another version."""
-    path = tools.find(name)
-    if not path:
-        pytest.fail(f"{name} not found: run scripts/build-prom-tools.sh (builds the pinned version)")
-    versions = json.loads((Path(alertmanager.__file__).parent / "versions.json").read_text())
-    want = versions["images"][name]["tag"].lstrip("v")
-
-    out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
-    if f"version {want} " not in out.stdout + out.stderr:
-        pytest.fail(f"{path} is not {name} {want}: {out.stdout}{out.stderr}")
-    return path
-
 
 # --- one running scenario ------------------------------------------------------------------------
 
@@ -181,34 +167,6 @@ def matches(alert_labels: dict, expected: Expected) -> bool:
         alert_labels.get(k) == v for k, v in expected.labels.items())
 
 
-def write_local_layout(settings: Settings, root: Path, targets: dict[str, str], extra_jobs: dict[str, str]):
-    """Write the rendered Prometheus and Alertmanager files (local copies, see tests/e2e/localize.py)
-    and the receivers' secret files under `root`; returns (rendered, prometheus and alertmanager
-    workloads)."""
-    rendered = render_all(settings)
-    prom_w, am_w = workloads_of("prometheus", settings)[0], workloads_of("alertmanager", settings)[0]
-    # The workloads mount exactly what `make render` writes, at their container paths.
-    assert {f.content for f in prom_w.config_files} == {
-        text for path, text in rendered.items() if path.startswith("prometheus/")}
-    assert [f.content for f in am_w.config_files] == [rendered["alertmanager/alertmanager.yml"]]
-    files = {}
-    for f in prom_w.config_files:
-        if f.path == prometheus.CONFIG_PATH:
-            files[f.path] = localize.prometheus_yml(f.content, root, targets, extra_jobs, SCALE, SCRAPE_INTERVAL)
-        else:
-            files[f.path] = localize.rule_file(f.content, SCALE)
-    for f in am_w.config_files:
-        files[f.path] = localize.alertmanager_yml(f.content, root, SCALE)
-    # Secret files: the paths the workload mounts, with the values settings hold (the workload's
-    # pulumi Outputs cannot be read outside a deployment).
-    secrets = alertmanager.secret_values(settings)
-    assert sorted(s.path for s in am_w.secret_files) == sorted(secrets)
-    files.update({path: value.get_secret_value() for path, value in secrets.items()})
-    localize.write_files(files, root)
-    for data in (prometheus.DATA_DIR, alertmanager.DATA_DIR):
-        localize.under(root, data).mkdir(parents=True, exist_ok=True)
-    return rendered, prom_w, am_w
-
 
 def post_test_alerts(am: str) -> None:
     """POST the alerts no rule makes. Inhibition: the critical first and, only once Alertmanager
@@ -255,7 +213,8 @@ def running_scenario(name: str, tmp: Path):
         targets = local_targets(settings, {"prometheus": prom_addr, "alertmanager": am_addr},
                                 stub.target, team_targets)
         rendered, prom_w, am_w = write_local_layout(
-            settings, root, targets, {"e2e-app": app.target, "e2e-down": closed})
+            settings, root, targets, {"e2e-app": app.target, "e2e-down": closed},
+            scale=SCALE, scrape_interval=SCRAPE_INTERVAL)
         prom_args = localize.local_args(prom_w.args, root, prom_addr)
         am_proc = stack.enter_context(Process(
             "alertmanager", [alertmanager_bin, *localize.local_args(am_w.args, root, am_addr)],
@@ -320,21 +279,7 @@ def report(request):
 
 # --- reading what the sinks received ---------------------------------------------------------------
 
-SUBJECT = re.compile(r"^\[FIRING:(\d+)\] (\S+)")
 
-
-def delivered(d: Delivery) -> list[dict]:
-    """The alerts one notification carries: full label sets where the payload has them (webhook,
-    PagerDuty's custom_details), else `{"alertname": ...}` once per alert counted in the subject
-    (email) or the attachment's fallback text (Slack)."""
-    if d.service == "webhook":
-        return [a["labels"] for a in d.body["alerts"]]
-    if d.service == "pagerduty":
-        return [a["labels"] for a in d.body["payload"]["custom_details"]["firing"]]
-    text = d.body["Subject"] if d.service == "email" else d.body["attachments"][0]["fallback"]
-    match = SUBJECT.match(text)
-    assert match, f"{d.service} notification without a [FIRING:n] subject: {text!r}"
-    return [{"alertname": match.group(2)}] * int(match.group(1))
 
 
 def alertnames(d: Delivery) -> set[str]:

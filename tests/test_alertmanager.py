@@ -141,7 +141,7 @@ def test_workload():
     asyncio.set_event_loop(loop)
     try:
         wl = workloads_of("alertmanager", settings_for("receiver-edges"))[0]
-        assert wl.name == "alertmanager" and wl.image == "prom/alertmanager:v0.30.0"
+        assert wl.name == "alertmanager" and wl.image == "prom/alertmanager:v0.35.0"
         assert (wl.uid, wl.gid) == (65534, 65534)
         assert wl.data.path == "/alertmanager" and wl.data.size == "1Gi"
         assert wl.health == HealthCheck.http("/-/ready", 9093, client="wget")

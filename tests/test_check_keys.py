@@ -109,13 +109,13 @@ def test_make_check_keys_runs_the_same_entry_point(rendered):
 
 @pytest.mark.parametrize("rel, old, new, expected", [
     ("loki/loki.yaml", "retention_period:", "retention_perod:",
-     "loki/loki.yaml: limits_config.retention_perod: unknown key in Loki 3.6.3 (did you mean retention_period?)"),
+     "loki/loki.yaml: limits_config.retention_perod: unknown key in Loki 3.7.6 (did you mean retention_period?)"),
     ("tempo/tempo.yaml", "block_retention:", "block_retentoin:",
-     "tempo/tempo.yaml: compactor.compaction.block_retentoin: unknown key in Tempo 2.9.0"),
+     "tempo/tempo.yaml: compactor.compaction.block_retentoin: unknown key in Tempo 2.10.8"),
     ("mimir/mimir.yaml", "compactor_blocks_retention_period:", "compactor_block_retention_period:",
-     "mimir/mimir.yaml: limits.compactor_block_retention_period: unknown key in Mimir 2.17.1"),
+     "mimir/mimir.yaml: limits.compactor_block_retention_period: unknown key in Mimir 3.0.2"),
     ("pyroscope/config.yaml", "min_free_disk_gb:", "min_free_disk_gib:",
-     "pyroscope/config.yaml: pyroscopedb.min_free_disk_gib: unknown key in Pyroscope 1.16.0"),
+     "pyroscope/config.yaml: pyroscopedb.min_free_disk_gib: unknown key in Pyroscope 1.21.1"),
     ("grafana/provisioning/datasources/datasources.yaml", "isDefault:", "isDefualt:",
      "grafana/provisioning/datasources/datasources.yaml: datasources[0].isDefualt: unknown key in Grafana 12.3.1 "
      "datasources provisioning"),
@@ -141,12 +141,12 @@ def test_map_and_open_fields_are_not_false_positives(prod):
 
 def test_wrong_types_are_caught(prod):
     edit(prod / "loki/loki.yaml", "retention_enabled: true", "retention_enabled: 'yes'")
-    edit(prod / "tempo/tempo.yaml", "block_retention: 336h", "block_retention: two weeks")
+    # Tempo 2.10.8's page states no type for the compaction block; it states stream_over_http_enabled's.
+    edit(prod / "tempo/tempo.yaml", "stream_over_http_enabled: true", "stream_over_http_enabled: 'on'")
     edit(prod / "mimir/mimir.yaml", "http_listen_port: 8080", "http_listen_port: '8080'")
     found = problems(prod)
     assert any(p.startswith("loki/loki.yaml: compactor.retention_enabled: \"yes\" is not a boolean") for p in found), found
-    assert any(p.startswith("tempo/tempo.yaml: compactor.compaction.block_retention: \"two weeks\" is not a duration")
-               for p in found), found
+    assert any(p.startswith("tempo/tempo.yaml: stream_over_http_enabled: \"on\" is not a boolean") for p in found), found
     assert any(p.startswith("mimir/mimir.yaml: server.http_listen_port: \"8080\" is not an integer") for p in found), found
 
 
@@ -156,7 +156,7 @@ def test_unknown_flag_in_a_kubernetes_manifest_is_caught(prod):
     manifest = next((prod / "manifests").glob("*-statefulset-loki.yaml"))
     edit(manifest, "-config.file=", "-config.fle=")
     found = problems(prod)
-    assert any(re.match(rf"manifests/{re.escape(manifest.name)} \(loki/loki\): -config.fle: unknown flag for Loki 3.6.3 "
+    assert any(re.match(rf"manifests/{re.escape(manifest.name)} \(loki/loki\): -config.fle: unknown flag for Loki 3.7.6 "
                         r"\(did you mean -config.file\?\)", p) for p in found), found
 
 
@@ -171,9 +171,9 @@ def test_unknown_flag_and_env_in_docker_workloads_are_caught(dev):
             w["args"].append("-server.http-listen-port=not-a-number")
     (dev / WORKLOADS_FILE).write_text(json.dumps(workloads))
     found = problems(dev)
-    assert any(re.match(r"workloads.json \(obs-dev-mimir\): -ingester.ring.replication-factr: unknown flag for Mimir 2.17.1", p)
+    assert any(re.match(r"workloads.json \(obs-dev-mimir\): -ingester.ring.replication-factr: unknown flag for Mimir 3.0.2", p)
                for p in found), found
-    assert any(re.match(r"workloads.json \(obs-dev-tempo\): env TEMPO_RETENTION: Tempo 2.9.0 reads no such environment", p)
+    assert any(re.match(r"workloads.json \(obs-dev-tempo\): env TEMPO_RETENTION: Tempo 2.10.8 reads no such environment", p)
                for p in found), found
     assert any(re.match(r"workloads.json \(obs-dev-pyroscope\): -server.http-listen-port: 'not-a-number' is not a int", p)
                for p in found), found
@@ -200,8 +200,8 @@ def test_changing_a_pin_without_regenerating_the_reference_fails_with_how_to(pro
 
 def test_a_stack_running_another_tag_needs_its_reference_too(prod):
     manifest = next((prod / "manifests").glob("*-statefulset-tempo.yaml"))
-    edit(manifest, "grafana/tempo:2.9.0", "grafana/tempo:2.9.99")
-    with pytest.raises(InputError, match="Tempo 2.9.99 is pinned but .*derive tempo --version 2.9.99"):
+    edit(manifest, "grafana/tempo:2.10.8", "grafana/tempo:2.10.99")
+    with pytest.raises(InputError, match="Tempo 2.10.99 is pinned but .*derive tempo --version 2.10.99"):
         check_dir(prod)
 
 

@@ -122,7 +122,7 @@ def test_values_arrive_as_pulumi_strings():
         ({"sampling": {"traces": 1.5}}, "observability:sampling.traces: 1.5 is not allowed: input should be less than or equal to 1"),
         ({"sampling": {"traces": -0.1}}, "observability:sampling.traces: -0.1 is not allowed: input should be greater than or equal to 0"),
         ({"target": "nomad"}, "observability:target: \"nomad\" is not allowed: input should be 'docker' or 'kubernetes'"),
-        ({"retentoin": {}}, "observability:retentoin: unknown key (allowed: environment, target, retention, sampling, alerting, teams, components, ingest, grafana, docker, kubernetes, registryMirror, protectData)"),
+        ({"retentoin": {}}, "observability:retentoin: unknown key (allowed: environment, target, retention, sampling, alerting, teams, components, ingest, grafana, docker, kubernetes, registryMirror, protectData, objectStorage)"),
         ({"retention": {"log": "1d"}}, "observability:retention.log: unknown key (allowed: metrics, logs, traces, profiles)"),
         ({"components": {"loki": {"version": "latest"}}}, 'observability:components.loki.version: "latest" is not a pinned image tag (use an exact version such as v3.8.1, never latest)'),
         ({"docker": {"bindAddress": "0.0.0.0"}}, 'observability:docker.bindAddress: "0.0.0.0" is not a loopback address; set observability:docker.allowPublicPorts true to publish ports beyond this host'),

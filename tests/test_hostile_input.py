@@ -105,6 +105,20 @@ CORPUS = [
     ("registry-mirror-unsafe", "dev", {NS + "registryMirror": "mirror.example.com/ hub"}, "registryMirror"),
     ("loki-retention-under-a-day", "dev", {NS + "retention": {"logs": "12h"}}, "retention.logs"),
     ("collector-with-nowhere-to-send", "dev", {NS + "components": {t: {"enabled": False} for t in ("tempo", "loki", "mimir", "prometheus", "alertmanager")}}, "components.collector.enabled"),
+    # object storage and Grafana SSO/database (issue 15)
+    ("object-storage-two-kinds", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "objectStorage": {"s3": {"bucket": "obs"}, "azure": {"accountName": "obsdata", "container": "obs"}}}, "objectStorage"),
+    ("object-storage-on-docker", "dev", {NS + "objectStorage": {"gcs": {"bucket": "observability"}}}, "objectStorage"),
+    ("object-storage-plaintext-s3-secret", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "objectStorage": {"s3": {"bucket": "obs", "accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "hunter2"}}}, "objectStorage.s3.secretAccessKey"),
+    ("object-storage-plaintext-azure-key", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "objectStorage": {"azure": {"accountName": "obsdata", "container": "obs", "accountKey": "hunter2"}}}, "objectStorage.azure.accountKey"),
+    ("object-storage-plaintext-gcs-key", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "objectStorage": {"gcs": {"bucket": "obs", "serviceAccountKey": "hunter2"}}}, "objectStorage.gcs.serviceAccountKey"),
+    ("object-storage-half-key-pair", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "objectStorage": {"s3": {"bucket": "obs", "accessKeyId": "AKIAEXAMPLE"}}}, "objectStorage.s3.secretAccessKey"),
+    ("object-storage-bucket-injection", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "objectStorage": {"s3": {"bucket": "obs\n  insecure: true"}}}, "objectStorage.s3.bucket"),
+    ("object-storage-endpoint-with-scheme", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "objectStorage": {"s3": {"bucket": "obs", "endpoint": "http://minio:9000"}}}, "objectStorage.s3.endpoint"),
+    ("object-storage-unknown-kind-key", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "objectStorage": {"s3": {"bucket": "obs", "secretKey": {"secure": "x"}}}}, "objectStorage.s3.secretKey"),
+    ("object-storage-annotation-unsafe", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "objectStorage": {"gcs": {"bucket": "obs"}, "serviceAccountAnnotations": {"a b": "c"}}}, "objectStorage.serviceAccountAnnotations.a b"),
+    ("grafana-oidc-plaintext-secret", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "grafana": {"oidc": {"clientId": "g", "clientSecret": "hunter2", "authUrl": "https://sso/a", "tokenUrl": "https://sso/t", "apiUrl": "https://sso/u"}}}, "grafana.oidc.clientSecret"),
+    ("grafana-oidc-url-not-http", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "grafana": {"oidc": {"clientId": "g", "clientSecret": {"secure": "x"}, "authUrl": "file:///etc/passwd", "tokenUrl": "https://sso/t", "apiUrl": "https://sso/u"}}}, "grafana.oidc.authUrl"),
+    ("grafana-database-plaintext", "prod", {NS + "alerting": OK_PROD_ALERTING, NS + "grafana": {"database": "postgres://grafana:hunter2@db/grafana"}}, "grafana.database"),
     ("alertmanager-without-prometheus", "dev", {NS + "components": {"prometheus": {"enabled": False}}}, "components.alertmanager.enabled"),
 ]
 

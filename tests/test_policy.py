@@ -302,6 +302,12 @@ PASSING: dict[str, tuple[str, dict, Opts, PolicyContext]] = {
                                                   Opts(), DEV),
     "configmap binary data without credentials": (
         T.K8S_CONFIGMAP, configmap(binary={"logo.txt": base64.b64encode(b"observability").decode()}), Opts(), PROD),
+    "configmap object storage keys as env references (issue 15)": (
+        T.K8S_CONFIGMAP,
+        configmap({"loki.yaml": 'common:\n  storage:\n    s3:\n      access_key_id: "${OBJSTORE_ACCESS_KEY_ID}"\n'
+                                '      secret_access_key: "${OBJSTORE_SECRET_ACCESS_KEY}"\n'
+                                '    azure:\n      account_key: "${OBJSTORE_ACCOUNT_KEY}"\n'}),
+        Opts(), PROD),
     "unrelated resource": ("random:index/randomPassword:RandomPassword", {"length": 24, "special": False},
                            Opts(), PROD),
 }
@@ -406,6 +412,16 @@ FAILING: dict[str, tuple[str, str, dict, Opts, PolicyContext, int, str]] = {
                            configmap({"loki.yaml": f"storage:\n  s3:\n    access_key_id: {FAKE_AWS}\n"
                                                    f"    secret_access_key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"}),
                            Opts(), DEV, 2, "AWS access key id"),
+    "configmap azure account key (Loki/Mimir/Pyroscope)": (
+        "no-configmap-credentials", T.K8S_CONFIGMAP,
+        configmap({"mimir.yaml": "blocks_storage:\n  azure:\n    account_name: obsdata\n"
+                                 "    account_key: c2VjcmV0LWtleS1ieXRlcw==\n"}),
+        Opts(), DEV, 1, "`account_key`"),
+    "configmap azure storage account key and S3 secret_key (Tempo)": (
+        "no-configmap-credentials", T.K8S_CONFIGMAP,
+        configmap({"tempo.yaml": "storage:\n  trace:\n    azure:\n      storage_account_key: c2VjcmV0\n"
+                                 "    s3:\n      secret_key: wJalrXUtnFEMIEXAMPLE\n"}),
+        Opts(), DEV, 2, "`storage_account_key`"),
     "configmap private key": ("no-configmap-credentials", T.K8S_CONFIGMAP, configmap({"tls.key": FAKE_PEM}),
                               Opts(), DEV, 1, "private key"),
     "configmap URL with credentials": ("no-configmap-credentials", T.K8S_CONFIGMAP,

@@ -220,7 +220,7 @@ def test_flags():
 
 def test_workload():
     wl = workloads_of("prometheus", settings_for("prod-receivers"))[0]
-    assert wl.name == "prometheus" and wl.image == "prom/prometheus:v3.8.1"
+    assert wl.name == "prometheus" and wl.image == "prom/prometheus:v3.16.0"
     assert (wl.uid, wl.gid) == (65534, 65534)
     assert wl.read_only_root and wl.data.path == "/prometheus"
     assert wl.health == HealthCheck.http("/-/ready", 9090, client="wget")

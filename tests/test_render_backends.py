@@ -152,15 +152,23 @@ def test_mimir_disabled_everything_writes_to_prometheus():
     assert [d["uid"] for d in ds if d["isDefault"]] == ["prometheus"]
 
 
-def test_mimir_enabled_is_the_metrics_sink():
+def test_prometheus_is_the_metrics_sink_and_mimir_the_default_datasource():
+    # OTLP metrics and span metrics go where the rules are evaluated (Prometheus), which forwards
+    # everything to Mimir; Grafana reads the long-term copy (components/wiring.py).
     files = render_all(custom())
     tempo_doc = yaml.safe_load(files["tempo/tempo.yaml"])
-    assert tempo_doc["metrics_generator"]["storage"]["remote_write"][0]["url"] == "http://mimir:8080/api/v1/push"
+    assert tempo_doc["metrics_generator"]["storage"]["remote_write"][0]["url"] == "http://prometheus:9090/api/v1/write"
     col = yaml.safe_load(files["collector/config.yaml"])
-    assert col["exporters"]["prometheusremotewrite"]["endpoint"] == "http://mimir:8080/api/v1/push"
+    assert col["exporters"]["prometheusremotewrite"]["endpoint"] == "http://prometheus:9090/api/v1/write"
+    prom = yaml.safe_load(files["prometheus/prometheus.yml"])
+    assert prom["remote_write"][0]["url"] == "http://mimir:8080/api/v1/push"
     ds = yaml.safe_load(files["grafana/provisioning/datasources/datasources.yaml"])["datasources"]
     assert [d["uid"] for d in ds if d["isDefault"]] == ["mimir"]
     assert {d["uid"]: d["url"] for d in ds}["mimir"] == "http://mimir:8080/prometheus"
+    # Without Prometheus, Mimir takes the writes itself.
+    files = render_all(disabled("prometheus", "alertmanager"))
+    col = yaml.safe_load(files["collector/config.yaml"])
+    assert col["exporters"]["prometheusremotewrite"]["endpoint"] == "http://mimir:8080/api/v1/push"
 
 
 def test_no_metrics_backend_means_no_generator_no_metrics_pipeline_no_dashboards():
@@ -278,44 +286,35 @@ def test_literal_dollars_are_escaped_in_provisioning():
     assert regex.search("msg=done trace_id=abc123 span_id=1").group(1) == "abc123"
 
 
-def _seed_queries() -> list[str]:
-    """The seed's golden-signal and RED PromQL, as written there (lines 657-700)."""
-    return [
-        """histogram_quantile(0.95,
-  rate(http_request_duration_seconds_bucket[5m])
-)""",
-        "sum(rate(http_requests_total[5m])) by (endpoint)",
-        """sum(rate(http_requests_total{status=~"5.."}[5m]))
-/
-sum(rate(http_requests_total[5m])) * 100""",
-        '100 - (avg(rate(node_cpu_seconds_total{mode="idle"}[5m])) * 100)',
-        "sum(rate(http_requests_total[5m])) by (job, endpoint)",
-        'sum(rate(http_requests_total{status=~"[45].."}[5m])) by (job)',
-        """histogram_quantile(0.50,
-  sum(rate(http_request_duration_seconds_bucket[5m])) by (le, endpoint)
-)""",
-        """histogram_quantile(0.95,
-  sum(rate(http_request_duration_seconds_bucket[5m])) by (le, endpoint)
-)""",
-        """histogram_quantile(0.99,
-  sum(rate(http_request_duration_seconds_bucket[5m])) by (le, endpoint)
-)""",
-    ]
-
-
 def _norm(expr: str) -> str:
     return re.sub(r"\s+", "", expr)
 
 
 def test_seed_promql_in_dashboards():
+    """The boards read the recording rules that compute the seed's queries for both naming
+    conventions: every recorded name a panel uses is recorded, every seed signal has its panel,
+    and the seed's own PromQL is in the recording rules (prometheus-client side)."""
+    from observability_stack.components import rules
+
     files = render_all(settings_for("defaults-dev"))
     golden = json.loads(files["grafana/dashboards/golden-signals.json"])
     red = json.loads(files["grafana/dashboards/red.json"])
-    exprs = {_norm(e) for board in (golden, red) for e in _walk(board, "expr")}
-    for query in _seed_queries():
-        assert _norm(query) in exprs, query
-    assert {_norm(e) for e in _walk(golden, "expr")} == {_norm(q) for q in _seed_queries()[:4]}
-    assert {_norm(e) for e in _walk(red, "expr")} == {_norm(q) for q in _seed_queries()[4:]}
+    recorded = {r["record"]: r["expr"] for r in rules.recording_group()["rules"]}
+    used = {name for board in (golden, red) for e in _walk(board, "expr")
+            for name in re.findall(r"[a-z_]+:[a-z0-9_]+:[a-z0-9_]+", e)}
+    assert used and used <= set(recorded), used - set(recorded)
+    assert {"job:http_request_duration_seconds:p95_5m", "job_endpoint:http_requests:rate5m",
+            "job:http_request_errors:ratio_rate5m", "instance:node_cpu_utilisation:ratio_rate5m",
+            "job:http_requests_4xx_5xx:rate5m", "job_endpoint:http_request_duration_seconds:p50_5m",
+            "job_endpoint:http_request_duration_seconds:p95_5m",
+            "job_endpoint:http_request_duration_seconds:p99_5m"} <= used
+    rule_text = _norm(" ".join(recorded.values()))
+    for fragment in ('rate(http_requests_total{status=~"5.."}[5m])', 'rate(http_requests_total{status=~"[45].."}[5m])',
+                     "rate(http_request_duration_seconds_bucket[5m])", 'rate(node_cpu_seconds_total{mode="idle"}[5m])',
+                     'rate(http_server_request_duration_seconds_count{http_response_status_code=~"5.."}[5m])'):
+        assert _norm(fragment) in rule_text, fragment
+    for board in (golden, red):
+        assert [v["name"] for v in board["templating"]["list"]] == ["team", "job"]
 
 
 def test_stack_overview_follows_enabled_tools():
@@ -404,7 +403,7 @@ def test_workload_identity_health_and_ports():
     assert {n: (w.uid, w.gid) for n, w in by_name.items()} == expected
     assert by_name["loki"].health == HealthCheck.http("/ready", 3100, client=None)
     assert by_name["mimir"].health == HealthCheck.http("/ready", 8080, client=None)
-    assert by_name["tempo"].health.docker_test[:2] == ("CMD", "/busybox/wget")
+    assert by_name["tempo"].health == HealthCheck.http("/ready", 3200, client=None)  # 2.10: no busybox
     assert by_name["grafana"].health.docker_test[:2] == ("CMD", "curl")
     assert by_name["collector"].health == HealthCheck.http("/", 13133, client=None)
     ports = {n: {p.name: p for p in w.ports} for n, w in by_name.items()}

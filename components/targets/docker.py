@@ -134,6 +134,10 @@ class DockerBackend:
 
     def deploy(self, name: str, workload: Workload, parent: pulumi.Resource) -> Deployed:
         w = workload
+        if w.secret_env:
+            # Docker has no secret environment: a container's env is plain in `docker inspect`.
+            # config/storage_rules.py refuses the only setting that produces one on this target.
+            raise ValueError(f"{w.name}: secret environment is not supported on the Docker target")
         container_name = f"{self.prefix}-{w.name}"
         img = self._image(w.image, f"{name}-image", parent)
         uid, gid = (0, 0) if w.root_reason else (w.uid, w.gid)

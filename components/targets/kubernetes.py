@@ -222,7 +222,8 @@ class KubernetesBackend:
 
         account = k8s.core.v1.ServiceAccount(
             f"{name}-serviceaccount",
-            metadata=self._meta(w.name, w.name),
+            metadata=self._meta(w.name, w.name, **(
+                {"annotations": dict(w.service_account_annotations)} if w.service_account_annotations else {})),
             # A token only for a Kubernetes API client (pod discovery, `cluster_rules`).
             automount_service_account_token=w.uses_kubernetes_api,
             opts=self._opts(parent),
@@ -260,6 +261,21 @@ class KubernetesBackend:
             self._mount_files("secrets", {"secret": {"secretName": secret.metadata.name}},
                               SECRET_FILE_MODE, keys, volumes, mounts)
 
+        env_from_secret: list[dict] = []
+        if w.secret_env:
+            # Secret environment (object storage keys): its own auto-named Secret, read through
+            # secretKeyRef, so the value is in no ConfigMap, pod spec or argument.
+            env_secret = k8s.core.v1.Secret(
+                f"{name}-secret-env",
+                metadata=self._meta(None, w.name),
+                type="Opaque",
+                string_data={key: pulumi.Output.secret(value) for key, value in sorted(w.secret_env.items())},
+                immutable=True,
+                opts=self._opts(parent),
+            )
+            env_from_secret = [{"name": key, "valueFrom": {"secretKeyRef": {
+                "name": env_secret.metadata.name, "key": key}}} for key in sorted(w.secret_env)]
+
         for i, path in enumerate(w.scratch):
             volumes.append({"name": f"scratch-{i}", "emptyDir": {"sizeLimit": SCRATCH_SIZE_LIMIT}})
             mounts.append({"name": f"scratch-{i}", "mountPath": path})
@@ -279,7 +295,7 @@ class KubernetesBackend:
             mounts.append({"name": DATA_CLAIM, "mountPath": w.data.path})
             depends_on.append(self._claim(name, w, parent))
 
-        pod = self._pod_template(w, volumes, mounts, account.metadata.name)
+        pod = self._pod_template(w, volumes, mounts, account.metadata.name, env_from_secret)
         meta = self._meta(w.name, w.name)
         selector = {"matchLabels": selector_labels(w.name)}
         if w.per_node:
@@ -385,7 +401,7 @@ class KubernetesBackend:
                       for path, key in keys.items())
 
     def _pod_template(self, w: Workload, volumes: list[dict], mounts: list[dict],
-                      account: pulumi.Output[str]) -> dict:
+                      account: pulumi.Output[str], secret_env: Optional[list[dict]] = None) -> dict:
         root = w.root_reason is not None
         uid, gid = (0, 0) if root else (w.uid, w.gid)
         container = {
@@ -393,7 +409,7 @@ class KubernetesBackend:
             "image": w.image,
             "imagePullPolicy": "IfNotPresent",
             "args": list(w.args),
-            "env": [{"name": k, "value": v} for k, v in sorted(w.env.items())],
+            "env": [{"name": k, "value": v} for k, v in sorted(w.env.items())] + list(secret_env or []),
             "ports": [{"name": p.name, "containerPort": p.port, "protocol": p.protocol} for p in w.ports],
             "readinessProbe": probe(w),
             "livenessProbe": probe(w, liveness=True),
