@@ -22,6 +22,7 @@ tools:
 	scripts/build-docker-provider.sh
 	scripts/build-kube-apiserver.sh
 	scripts/build-actionlint.sh
+	scripts/build-node-exporter.sh
 
 ## local Prometheus/Alertmanager/collector images from those binaries (needs a Docker engine)
 images: tools

@@ -17,7 +17,7 @@ older 3.x image.
 from __future__ import annotations
 
 
-from . import rules, sizing
+from . import cluster, rules, sizing
 from .base import ToolComponent
 from .platform import Platform
 from .wiring import Links
@@ -86,10 +86,12 @@ def _kubernetes_pods_job() -> dict:
 
 
 def scrape_configs(settings: Settings, links: Links, platform: Platform) -> list[dict]:
+    # Per-node exporters at each node's address, the kubelets and the API server (cluster.py).
+    replaced, cluster_jobs = cluster.jobs(links.scrape, platform)
     jobs = [
         {"job_name": job, "static_configs": [{"targets": [target]}]}
-        for job, target in stack_targets(links).items()
-    ]
+        for job, target in stack_targets(links).items() if job not in replaced
+    ] + cluster_jobs
     for team in settings.teams:
         for target in team.scrape_targets:
             job: dict = {"job_name": target.job, "metrics_path": target.metrics_path}
@@ -99,7 +101,7 @@ def scrape_configs(settings: Settings, links: Links, platform: Platform) -> list
             jobs.append(job)
     if platform.pod_discovery:
         jobs.append(_kubernetes_pods_job())
-    return jobs
+    return cluster.with_limits(jobs)
 
 
 def config(settings: Settings, links: Links, platform: Platform) -> dict:
@@ -126,6 +128,8 @@ def render(settings: Settings, links: Links, platform: Platform) -> dict[str, st
     files = {"prometheus/prometheus.yml": to_yaml(config(settings, links, platform))}
     rule_files = rules.rule_files(settings, stack_targets(links),
                                   volume_stats_namespace=platform.volume_stats_namespace)
+    rule_files.update(cluster.rule_files(platform))
+    rule_files.update(links.tool_rules)
     for name, doc in rule_files.items():
         # Wide lines: PromQL and annotations stay on one line each instead of being folded.
         files[f"prometheus/rules/{name}"] = to_yaml(doc)
@@ -150,7 +154,8 @@ def args(settings: Settings) -> tuple[str, ...]:
 def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
     files = render(settings, links, platform)
     # Everything it scrapes (but itself), Alertmanager (alerts) and Mimir (remote write).
-    talks_to = [e for job, e in links.scrape if job != TOOL] + list(links.alertmanagers)
+    per_node = cluster.per_node_endpoints(links.scrape, platform)
+    talks_to = [e for job, e in links.scrape if job != TOOL and job not in per_node] + list(links.alertmanagers)
     if links.remote_write:
         talks_to.append(links.remote_write)
     return (tool_workload(
@@ -166,9 +171,12 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
         ),
         talks_to=tuple(talks_to),
         discovers_pods=platform.pod_discovery,
-        # Team scrape targets (`host:port`) may live anywhere, in or outside the cluster.
+        cluster_rules=cluster.prometheus_rbac(links.scrape, platform),
+        # Team scrape targets (`host:port`) may live anywhere, in or outside the cluster; kubelets
+        # and per-node exporters listen on node addresses.
         egress_ports=tuple(sorted({int(target.rsplit(":", 1)[1]) for team in settings.teams
-                                   for job in team.scrape_targets for target in job.targets})),
+                                   for job in team.scrape_targets for target in job.targets}
+                                  | set(cluster.egress_ports(links.scrape, platform)))),
     ),)
 
 

@@ -12,7 +12,7 @@ stack's own config overrides both (see `config.loader`).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, ClassVar, Literal, Optional, Union
 
 from pydantic import (
     AfterValidator,
@@ -233,6 +233,39 @@ class Component(Model):
     storage: Storage = Field(default_factory=Storage, description="Data volume (stateful tools).")
 
 
+class HostAgent(Component):
+    """A metrics exporter that watches the host or the cluster, not the stack. `enabled` unset
+    means "on where the target supports it" (`TARGETS`); `true` on another target is refused."""
+
+    # Targets the exporter can run on (the config loader refuses `enabled: true` elsewhere).
+    TARGETS: ClassVar[tuple[str, ...]] = ("docker", "kubernetes")
+    enabled: Optional[bool] = Field(
+        None, description="Deploy it; unset: on where the target supports it (see the README)."
+    )
+
+
+class NodeExporter(HostAgent):
+    """node_exporter: host CPU, memory, filesystems, network (a DaemonSet on Kubernetes)."""
+
+
+class KubeStateMetrics(HostAgent):
+    """kube-state-metrics: the state of Kubernetes objects (Kubernetes only)."""
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("kubernetes",)
+
+
+class Cadvisor(HostAgent):
+    """cAdvisor: per-container metrics on Docker (the kubelet serves them on Kubernetes)."""
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("docker",)
+
+
+def job_name(tool: str) -> str:
+    """A tool's scrape job and service name: its settings field with '-' for '_'
+    (`node_exporter` -> `node-exporter`, a DNS label)."""
+    return tool.replace("_", "-")
+
+
 class Components(Model):
     """Per tool: enabled, image version, resources, storage."""
 
@@ -244,6 +277,11 @@ class Components(Model):
     mimir: Component = Field(default_factory=Component)
     pyroscope: Component = Field(default_factory=Component)
     collector: Component = Field(default_factory=Component)
+    # Base requests/limits in components/sizing.py (BASE), from kube-prometheus' (node-exporter
+    # 102m/180Mi, 250m/180Mi; kube-state-metrics 10m/190Mi, 100m/250Mi), trimmed where ours do less.
+    node_exporter: NodeExporter = Field(default_factory=NodeExporter)
+    kube_state_metrics: KubeStateMetrics = Field(default_factory=KubeStateMetrics)
+    cadvisor: Cadvisor = Field(default_factory=Cadvisor)
 
 
 class Ingest(Model):
@@ -400,6 +438,10 @@ class Kubernetes(Model):
     render_to_directory: Optional[Text] = Field(
         None, description="Write manifests to this directory instead of applying them (secrets in plaintext there)."
     )
+    cluster_monitoring: bool = Field(
+        True, description="Scrape the kubelets (with cAdvisor and probes) and the API server, with "
+                          "the cluster-wide read access that needs (nodes, nodes/metrics, /metrics).",
+    )
 
 
 class Settings(Model):
@@ -473,7 +515,10 @@ class Settings(Model):
     # -- derived views used by render functions and components --------------------------------
 
     def enabled(self, tool: str) -> bool:
-        return getattr(self.components, tool).enabled
+        component = getattr(self.components, tool)
+        if component.enabled is None:  # a HostAgent left unset: on where the target supports it
+            return self.target in component.TARGETS
+        return component.enabled
 
     def receiver_map(self) -> dict[str, Receiver]:
         """Every receiver by name: `alerting.receivers` plus inline team receivers."""

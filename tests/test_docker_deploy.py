@@ -58,7 +58,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.engine]
 STACK = "ci-docker"
 PREFIX = f"obs-{STACK}"
 LABEL = f"observability.stack={STACK}"
-OFF = ("grafana", "loki", "tempo", "mimir", "pyroscope")
+# AGPL: never built or run here. node-exporter and cAdvisor (issue 13): no local image is built
+# for them yet (scripts/build-local-images.py builds Prometheus, Alertmanager, the collector).
+OFF = ("grafana", "loki", "tempo", "mimir", "pyroscope", "node_exporter", "cadvisor")
 TEAM = "ci"
 ALERT = "CiDeployCheck"
 PUBLISHED = {9090, 9093, 4317, 4318}  # README "Targets": Prometheus, Alertmanager, OTLP gRPC/HTTP

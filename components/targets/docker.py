@@ -163,6 +163,14 @@ class DockerBackend:
                 for path in w.host_logs.paths
             )
 
+        # Host directories for a host exporter: read-only, rslave so later host mounts are seen
+        # (node_exporter's README: `-v /:/host:ro,rslave`).
+        mounts = [
+            docker.ContainerMountArgs(target=m.path, source=m.host_path, type="bind", read_only=True,
+                                      bind_options=docker.ContainerMountBindOptionsArgs(propagation="rslave"))
+            for m in w.host_mounts
+        ]
+
         uploads = [
             docker.ContainerUploadArgs(file=f.path, content=f.content, permissions="0444")
             for f in w.config_files
@@ -233,6 +241,11 @@ class DockerBackend:
                 for p in w.ports if p.publish
             ] or None,
             volumes=volumes or None,
+            mounts=mounts or None,
+            # The host's processes (node_exporter's process counts). The host *network* is not
+            # shared: a container there has no alias on the stack's network, so Prometheus could
+            # not reach it; network counters are then the container's own (README).
+            pid_mode="host" if w.host_pid else None,
             uploads=uploads or None,
             healthcheck=healthcheck,
             # Waiting for "healthy" needs a healthcheck (the provider errors otherwise).
