@@ -4,7 +4,7 @@ OUT ?= rendered/$(STACK)
 VENV := venv
 PY := $(VENV)/bin/python
 
-.PHONY: up test test-unit render check-keys bench bench-eval bench-pipeline reference tools venv preview
+.PHONY: up test test-unit render check-keys bench bench-eval bench-pipeline reference tools images venv preview
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-test.txt examples/python-service/requirements.txt
@@ -13,13 +13,20 @@ $(VENV)/.installed: requirements.txt requirements-test.txt examples/python-servi
 	$(VENV)/bin/pip install -q -r requirements-test.txt
 	touch $@
 
-## promtool/amtool/prometheus/alertmanager and the Pulumi engine at the pinned versions (cached)
+## promtool/amtool/prometheus/alertmanager, otelcol, the Pulumi engine, the Docker provider and
+## kube-apiserver at the pinned versions (cached)
 tools:
 	scripts/build-prom-tools.sh
 	scripts/build-otelcol.sh
 	scripts/build-pulumi.sh
+	scripts/build-docker-provider.sh
 	scripts/build-kube-apiserver.sh
 	scripts/build-actionlint.sh
+	scripts/build-node-exporter.sh
+
+## local Prometheus/Alertmanager/collector images from those binaries (needs a Docker engine)
+images: tools
+	python3 scripts/build-local-images.py
 
 ## the whole test suite: unit, golden, real tools, real processes, real Pulumi engine
 test: venv tools

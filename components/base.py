@@ -83,6 +83,7 @@ class ToolComponent(pulumi.ComponentResource):
         for helper in helpers:
             role = helper.name.removeprefix(main.name + "-")
             external.update(backend.deploy(f"{name}-{role}", helper, parent=self).external_urls)
-        self.internal_url = deployed.internal_urls[main.ports[0].name]
+        # A per-node exporter on Kubernetes has no Service: nothing addresses one node's instance.
+        self.internal_url = deployed.internal_urls.get(main.ports[0].name) or pulumi.Output.from_input("")
         self.urls = pulumi.Output.all(**external) if external else pulumi.Output.from_input({})
         self.register_outputs({"internal_url": self.internal_url, "urls": self.urls})

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from .monitoring import panel
+
 from ..config.model import Settings
 
 SCHEMA_VERSION = 39
@@ -71,22 +73,8 @@ DISK: dict[str, tuple[str, str]] = {
 }
 
 
-def _panel(pid: int, title: str, targets: list[tuple[str, str]], unit: str, ds: dict,
-           x: int, y: int, w: int = 12, h: int = 8, kind: str = "timeseries") -> dict:
-    return {
-        "id": pid,
-        "type": kind,
-        "title": title,
-        "datasource": ds,
-        "gridPos": {"h": h, "w": w, "x": x, "y": y},
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}}
-        if kind == "timeseries" else {},
-        "targets": [
-            {"refId": chr(ord("A") + i), "datasource": ds, "expr": expr, "legendFormat": legend}
-            for i, (expr, legend) in enumerate(targets)
-        ],
-    }
+# One panel builder for every dashboard of the stack (components/monitoring.py).
+_panel = panel
 
 
 def _variable(name: str, query: str, ds: dict) -> dict:

@@ -176,6 +176,8 @@ def render(settings: Settings, links: Links, platform: Platform) -> dict[str, st
             to_yaml(datasources_file(links)),
     }
     boards = dashboards.dashboards(settings, links.metrics_source)
+    # Dashboards the enabled exporters declare (Node, Kubernetes, Containers; components/wiring.py).
+    boards.update(links.tool_dashboards)
     if boards:
         files["grafana/provisioning/dashboards/dashboards.yaml"] = to_yaml(dashboard_provider())
         for name, board in boards.items():

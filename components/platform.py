@@ -44,8 +44,14 @@ class Platform:
     # Prometheus can discover pods through the Kubernetes API (annotation-driven scraping).
     pod_discovery: bool
     container_logs: ContainerLogs
-    # The namespace whose claims report kubelet volume stats, where those exist.
+    # The namespace whose claims report kubelet volume stats, where those are scraped.
     volume_stats_namespace: Optional[str] = None
+    # Prometheus can discover the nodes (per-node exporters on the host network are scraped at
+    # each node's address, not through a service).
+    node_discovery: bool = False
+    # The cluster itself is scraped: kubelets (+ cAdvisor, probes) and the API server
+    # (`kubernetes.clusterMonitoring`); components/cluster.py has the jobs, RBAC and rules.
+    cluster_monitoring: bool = False
 
 
 DOCKER = Platform(
@@ -63,7 +69,7 @@ DOCKER = Platform(
 )
 
 
-def kubernetes(namespace: str) -> Platform:
+def kubernetes(namespace: str, cluster_monitoring: bool = True) -> Platform:
     return Platform(
         name="kubernetes",
         pod_discovery=True,
@@ -76,10 +82,15 @@ def kubernetes(namespace: str) -> Platform:
             # The agent's DaemonSet pods are named `<agent>-<hash>`.
             self_exclude=f"{POD_LOGS}/{namespace}_{{agent}}-*/*/*.log",
         ),
-        volume_stats_namespace=namespace,
+        # The kubelet's volume stats are only scraped with cluster monitoring.
+        volume_stats_namespace=namespace if cluster_monitoring else None,
+        node_discovery=True,
+        cluster_monitoring=cluster_monitoring,
     )
 
 
 def for_settings(settings) -> Platform:
     """The platform the settings' target backend supplies (for pure code without a backend)."""
-    return kubernetes(settings.kubernetes.namespace) if settings.target == "kubernetes" else DOCKER
+    if settings.target == "kubernetes":
+        return kubernetes(settings.kubernetes.namespace, settings.kubernetes.cluster_monitoring)
+    return DOCKER

@@ -27,7 +27,7 @@ headless Service (DNS service discovery), every replica a target of the tool's j
 from __future__ import annotations
 
 
-from . import rules, sizing
+from . import cluster, rules, sizing
 from .base import ToolComponent
 from .platform import Platform
 from .wiring import Links
@@ -107,15 +107,21 @@ def _every_replica(service: str, port: int) -> dict:
 
 
 def scrape_configs(settings: Settings, links: Links, platform: Platform) -> list[dict]:
+    # Per-node exporters at each node's address, the kubelets and the API server (cluster.py).
+    replaced, cluster_jobs = cluster.jobs(links.scrape, platform)
     endpoints = dict(links.scrape)
     jobs = []
     for job, target in stack_targets(links).items():
+        if job in replaced:
+            continue
         if job != TOOL and job in links.peers:
+            # Every replica, through its headless Service (and the tool's further tiers).
             endpoint = endpoints[job]
             names = [links.peers[job], *(peers_service(tier) for tier in endpoint.tiers)]
             jobs.append({"job_name": job, "dns_sd_configs": [{"names": names, "type": "A", "port": endpoint.port}]})
         else:
             jobs.append({"job_name": job, "static_configs": [{"targets": [target]}]})
+    jobs += cluster_jobs
     for team in settings.teams:
         for target in team.scrape_targets:
             job: dict = {"job_name": target.job, "metrics_path": target.metrics_path}
@@ -125,7 +131,7 @@ def scrape_configs(settings: Settings, links: Links, platform: Platform) -> list
             jobs.append(job)
     if platform.pod_discovery:
         jobs.append(_kubernetes_pods_job())
-    return jobs
+    return cluster.with_limits(jobs)
 
 
 def config(settings: Settings, links: Links, platform: Platform) -> dict:
@@ -162,6 +168,8 @@ def render(settings: Settings, links: Links, platform: Platform) -> dict[str, st
     files = {"prometheus/prometheus.yml": to_yaml(config(settings, links, platform))}
     rule_files = rules.rule_files(settings, stack_targets(links),
                                   volume_stats_namespace=platform.volume_stats_namespace)
+    rule_files.update(cluster.rule_files(platform))
+    rule_files.update(links.tool_rules)
     for name, doc in rule_files.items():
         # Wide lines: PromQL and annotations stay on one line each instead of being folded.
         files[f"prometheus/rules/{name}"] = to_yaml(doc)
@@ -186,7 +194,8 @@ def args(settings: Settings) -> tuple[str, ...]:
 def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
     files = render(settings, links, platform)
     # Everything it scrapes (but itself), Alertmanager (alerts) and Mimir (remote write).
-    talks_to = [e for job, e in links.scrape if job != TOOL] + list(links.alertmanagers)
+    per_node = cluster.per_node_endpoints(links.scrape, platform)
+    talks_to = [e for job, e in links.scrape if job != TOOL and job not in per_node] + list(links.alertmanagers)
     # A multi-replica tool's further tiers, scraped under its job.
     talks_to += [Endpoint(tier, e.port) for job, e in links.scrape if job in links.peers for tier in e.tiers]
     if links.remote_write:
@@ -205,9 +214,12 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
         ),
         talks_to=tuple(talks_to),
         discovers_pods=platform.pod_discovery,
-        # Team scrape targets (`host:port`) may live anywhere, in or outside the cluster.
+        cluster_rules=cluster.prometheus_rbac(links.scrape, platform),
+        # Team scrape targets (`host:port`) may live anywhere, in or outside the cluster; kubelets
+        # and per-node exporters listen on node addresses.
         egress_ports=tuple(sorted({int(target.rsplit(":", 1)[1]) for team in settings.teams
-                                   for job in team.scrape_targets for target in job.targets})),
+                                   for job in team.scrape_targets for target in job.targets}
+                                  | set(cluster.egress_ports(links.scrape, platform)))),
         **replicated,
     ),)
 

@@ -130,6 +130,12 @@ BASE: dict[str, tuple[str, str, str, str]] = {
     "collector": ("100m", "128Mi", "500m", "256Mi"),
     # The per-node log agent: its load is the node's log volume, not the gateway's spans.
     "collector-logs": ("100m", "128Mi", "500m", "256Mi"),
+    # Host and cluster exporters (issue 13): kube-prometheus' figures (node-exporter 102m/180Mi,
+    # 250m/180Mi; kube-state-metrics 10m/190Mi, 100m/250Mi), trimmed where ours do less (no
+    # kube-rbac-proxy sidecar; kube-state-metrics limited to the kinds the rules use).
+    "node_exporter": ("50m", "32Mi", "250m", "128Mi"),
+    "kube_state_metrics": ("10m", "64Mi", "100m", "256Mi"),
+    "cadvisor": ("50m", "64Mi", "500m", "256Mi"),
 }
 
 # Prometheus: memory follows the active series in the head block.

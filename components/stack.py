@@ -138,8 +138,9 @@ class ObservabilityStack(pulumi.ComponentResource):
             )
         backend.finish([w for component in self.tools.values() for w in component.workloads])
 
-        self.urls = pulumi.Output.all(**{n: t.urls for n, t in self.tools.items()}) if self.tools \
-            else pulumi.Output.from_input({})
+        # Tools that publish nothing (the host exporters) are left out.
+        self.urls = pulumi.Output.all(**{n: t.urls for n, t in self.tools.items()}).apply(
+            lambda urls: {n: u for n, u in urls.items() if u}) if self.tools else pulumi.Output.from_input({})
         self.internal_urls = (
             pulumi.Output.all(**{n: t.internal_url for n, t in self.tools.items()})
             if self.tools else pulumi.Output.from_input({})

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 from .workload import Endpoint, peers_service
+from ..config.model import job_name
 
 # Metrics sinks in order of preference: where the rules are evaluated first (see above).
 METRICS_SINKS = (("prometheus", "write"), ("mimir", "push"))
@@ -42,7 +43,7 @@ class Names:
     prefix: str = ""
 
     def service(self, tool: str) -> str:
-        return f"{self.prefix}{tool}"
+        return f"{self.prefix}{job_name(tool)}"
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,13 @@ class Links:
     # who must reach *every* replica (Prometheus scraping them, alerting every Alertmanager)
     # resolves this name instead of going through the load-balanced Service.
     peers: Mapping[str, str] = field(default_factory=dict)
+    # Rule files about a tool, from the enabled tools that declare them (`monitoring_rules(settings)`
+    # in the tool module: node_exporter, kube_state_metrics, cadvisor): {file name: rule file},
+    # which Prometheus loads.
+    tool_rules: Mapping[str, dict] = field(default_factory=dict)
+    # Dashboards about a tool, likewise (`monitoring_dashboards(datasource)`): {file name: dashboard},
+    # which Grafana provisions.
+    tool_dashboards: Mapping[str, dict] = field(default_factory=dict)
 
     def service(self, tool: str) -> str:
         return self.names.service(tool)
@@ -87,11 +95,17 @@ def resolve(settings, served_by: Mapping[str, object], names: Names = Names()) -
     sink = next((get(t, r) for t, r in METRICS_SINKS if get(t, r)), None)
     source = next((t for t in METRICS_SOURCES if get(t, "query")), None)
     scrape = tuple(
-        (tool, endpoint)
+        (job_name(tool), endpoint)
         for tool, roles in served.items()
         for endpoint in roles.values() if endpoint.scrape
     )
     query = {tool: roles["query"] for tool, roles in served.items() if "query" in roles}
+    enabled = [served_by[tool] for tool in served]
+    tool_rules = {name: doc for module in enabled if hasattr(module, "monitoring_rules")
+                  for name, doc in module.monitoring_rules(settings).items()}
+    ds = {"type": "prometheus", "uid": source} if source else None
+    tool_dashboards = {name: board for module in enabled if ds and hasattr(module, "monitoring_dashboards")
+                       for name, board in module.monitoring_dashboards(ds).items()}
     return Links(
         names=names,
         served=served,
@@ -105,4 +119,6 @@ def resolve(settings, served_by: Mapping[str, object], names: Names = Names()) -
         scrape=scrape,
         query=query,
         peers={tool: peers_service(names.service(tool)) for tool in served if settings.replicas(tool) > 1},
+        tool_rules=tool_rules,
+        tool_dashboards=tool_dashboards,
     )

@@ -11,6 +11,7 @@ else is plain data, so tests can inspect a workload without running Pulumi.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import posixpath
 from dataclasses import dataclass, field
@@ -79,6 +80,9 @@ class Endpoint:
     # Further workloads of the tool serving the same endpoint when it runs in tiers (the
     # collector's sampling tier): scraped under the same job when the tool runs several replicas.
     tiers: tuple[str, ...] = ()
+    # Served by one instance per node on the host's network (a per-node exporter): Prometheus
+    # scrapes every node's instance where it can discover nodes, else the service address.
+    per_node: bool = False
 
     @property
     def address(self) -> str:
@@ -90,7 +94,7 @@ class Endpoint:
 
     def at(self, path: str) -> "Endpoint":
         """The same service and port at another path (e.g. Mimir's `/api/v1/push`)."""
-        return Endpoint(self.service, self.port, self.scheme, path, tiers=self.tiers)
+        return dataclasses.replace(self, path=path)
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,16 @@ class HostLogs:
     """Read-only host directories a log shipper needs (Docker json logs / Kubernetes pod logs)."""
 
     paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HostMount:
+    """A host directory mounted read-only (a host exporter reads /proc, /sys, / through these).
+    Host-to-container mount propagation, so filesystems mounted later are seen too (what
+    node_exporter's README asks for: `-v /:/host:ro,rslave`)."""
+
+    host_path: str
+    path: str  # in the container
 
 
 @dataclass(frozen=True)
@@ -255,6 +269,26 @@ class Workload:
     # Annotations on the workload's identity (Kubernetes ServiceAccount), e.g. for workload
     # identity (`eks.amazonaws.com/role-arn`).
     service_account_annotations: dict[str, str] = field(default_factory=dict)
+    # Host directories mounted read-only (HostMount), and the host's PID / network namespaces:
+    # what a host exporter needs (node_exporter's README and kube-prometheus' DaemonSet). A
+    # workload on the host network has no Docker network alias: the Docker backend keeps it in the
+    # stack network and shares only the PID namespace (see components/targets/docker.py).
+    host_mounts: tuple[HostMount, ...] = ()
+    host_pid: bool = False
+    # Why it needs the host's network namespace (None: it does not). The Kubernetes backend
+    # records the reason on the pod (`observability/host-network`), which the policy pack reads
+    # as the documented exception to "hostNetwork exposes every port on the node".
+    host_network: Optional[str] = None
+    # Kubernetes API access it needs cluster-wide, as RBAC PolicyRule dicts (apiGroups,
+    # resources, verbs, or nonResourceURLs): the backend grants exactly these (plus pod discovery
+    # when `discovers_pods`) to its ServiceAccount and mounts the token. Ignored on Docker.
+    cluster_rules: tuple[dict, ...] = ()
+    # Runs on every node, control-plane nodes included (an exporter of the node itself).
+    tolerate_all_nodes: bool = False
+
+    @property
+    def uses_kubernetes_api(self) -> bool:
+        return self.discovers_pods or bool(self.cluster_rules)
 
     def port(self, name: str) -> Port:
         for p in self.ports:

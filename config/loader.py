@@ -19,7 +19,7 @@ from typing import Any, Iterable, Optional
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from .durations import parse_bytes, parse_cpu, parse_duration
-from .model import HA_REPLICAS, LAYERED, Components, Settings, TeamReceiver
+from .model import HA_REPLICAS, LAYERED, Components, HostAgent, Settings, TeamReceiver, job_name
 from .presets import PRESETS
 from .storage_rules import object_storage_problems
 
@@ -27,7 +27,10 @@ NAMESPACE = "observability"
 # Jobs the stack scrapes itself, which team scrape jobs may not take: one per tool (the tools are
 # the `components.<tool>` blocks of the model; tests/test_architecture.py keeps those equal to
 # components/registry.py) plus Prometheus' pod discovery job.
-RESERVED_JOBS = frozenset(Components.model_fields) | {"kubernetes-pods"}
+# components/prometheus.py's cluster jobs (kubelet, cAdvisor, probes, API server) too;
+# tests/test_cluster_monitoring.py checks every rendered job name is in here.
+RESERVED_JOBS = frozenset(job_name(tool) for tool in Components.model_fields) | {
+    "kubernetes-pods", "kubelet", "kubelet-cadvisor", "kubelet-probes", "apiserver"}
 # pydantic names the branches of `Team.receiver` (a name or an object) in error locations.
 _UNION_TAGS = (("str",), ("constrained-str",), ("TeamReceiver",))
 _CREDENTIAL_KEYS = frozenset(["apiUrl", "routingKey", "authPassword", "adminPassword",
@@ -263,6 +266,14 @@ def cross_field_problems(s: Settings) -> list[str]:
                 problems.append(f"{key_path(('teams', i, 'scrapeTargets', j, 'job'))}: {show(target.job)} "
                                 f"is already a scrape job (job names must be unique across the stack)")
             jobs.add(target.job)
+
+    for tool, field in Components.model_fields.items():
+        component = getattr(s.components, tool)
+        if isinstance(component, HostAgent) and component.enabled and s.target not in component.TARGETS:
+            alias = field.alias or tool
+            problems.append(f"{key_path(('components', alias, 'enabled'))}: true is not possible on target "
+                            f"{s.target} ({job_name(tool)} runs on {' and '.join(component.TARGETS)} only); "
+                            f"remove the key or set it to false")
 
     routes = s.alerting.routes
     for severity in ("critical", "warning", "default"):

@@ -12,7 +12,7 @@ stack's own config overrides both (see `config.loader`).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, ClassVar, Literal, Optional, Union
 
 from pydantic import (
     AfterValidator,
@@ -261,6 +261,39 @@ HA_REPLICAS = {"alertmanager": 3, "prometheus": 2, "collector": 2}
 TOPOLOGY_KEYS = {"zone": "topology.kubernetes.io/zone", "hostname": "kubernetes.io/hostname"}
 
 
+class HostAgent(Component):
+    """A metrics exporter that watches the host or the cluster, not the stack. `enabled` unset
+    means "on where the target supports it" (`TARGETS`); `true` on another target is refused."""
+
+    # Targets the exporter can run on (the config loader refuses `enabled: true` elsewhere).
+    TARGETS: ClassVar[tuple[str, ...]] = ("docker", "kubernetes")
+    enabled: Optional[bool] = Field(
+        None, description="Deploy it; unset: on where the target supports it (see the README)."
+    )
+
+
+class NodeExporter(HostAgent):
+    """node_exporter: host CPU, memory, filesystems, network (a DaemonSet on Kubernetes)."""
+
+
+class KubeStateMetrics(HostAgent):
+    """kube-state-metrics: the state of Kubernetes objects (Kubernetes only)."""
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("kubernetes",)
+
+
+class Cadvisor(HostAgent):
+    """cAdvisor: per-container metrics on Docker (the kubelet serves them on Kubernetes)."""
+
+    TARGETS: ClassVar[tuple[str, ...]] = ("docker",)
+
+
+def job_name(tool: str) -> str:
+    """A tool's scrape job and service name: its settings field with '-' for '_'
+    (`node_exporter` -> `node-exporter`, a DNS label)."""
+    return tool.replace("_", "-")
+
+
 class Components(Model):
     """Per tool: enabled, image version, resources, storage."""
 
@@ -272,6 +305,11 @@ class Components(Model):
     mimir: Component = Field(default_factory=Component)
     pyroscope: Component = Field(default_factory=Component)
     collector: Component = Field(default_factory=Component)
+    # Base requests/limits in components/sizing.py (BASE), from kube-prometheus' (node-exporter
+    # 102m/180Mi, 250m/180Mi; kube-state-metrics 10m/190Mi, 100m/250Mi), trimmed where ours do less.
+    node_exporter: NodeExporter = Field(default_factory=NodeExporter)
+    kube_state_metrics: KubeStateMetrics = Field(default_factory=KubeStateMetrics)
+    cadvisor: Cadvisor = Field(default_factory=Cadvisor)
 
 
 class Ingest(Model):
@@ -435,6 +473,10 @@ class Kubernetes(Model):
                     "(`topology.kubernetes.io/zone`, best effort), `hostname`s (`kubernetes.io/hostname`, "
                     "at most one more on any node), or both. A list, or one of `zone`, `hostname`, `both`.",
     )
+    cluster_monitoring: bool = Field(
+        True, description="Scrape the kubelets (with cAdvisor and probes) and the API server, with "
+                          "the cluster-wide read access that needs (nodes, nodes/metrics, /metrics).",
+    )
 
 
 class Settings(Model):
@@ -512,7 +554,10 @@ class Settings(Model):
     # -- derived views used by render functions and components --------------------------------
 
     def enabled(self, tool: str) -> bool:
-        return getattr(self.components, tool).enabled
+        component = getattr(self.components, tool)
+        if component.enabled is None:  # a HostAgent left unset: on where the target supports it
+            return self.target in component.TARGETS
+        return component.enabled
 
     def replicas(self, tool: str) -> int:
         """Instances of `tool`: `components.<tool>.replicas`, else its HA count when

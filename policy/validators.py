@@ -340,6 +340,20 @@ def is_loopback(address: Any) -> bool:
         return False
 
 
+# A documented per-workload exception to the hostNetwork rule (the stack sets it on node_exporter,
+# which reads the node's own interfaces); hostPort stays refused either way.
+HOST_NETWORK_ANNOTATION = "observability/host-network"
+
+
+def _host_network_reason(resource_type: str, props: Mapping[str, Any]) -> bool:
+    path = _POD_SPEC_PATHS.get(resource_type)
+    if not path or path[-1] != "spec":
+        return False
+    annotations = _get(props, *path[:-1], "metadata", "annotations")
+    reason = annotations.get(HOST_NETWORK_ANNOTATION) if isinstance(annotations, Mapping) else None
+    return isinstance(reason, str) and bool(reason.strip())
+
+
 def check_public_exposure(resource_type: str, props: Mapping[str, Any], opts: Any = None,
                           ctx: PolicyContext = PolicyContext()) -> list[str]:
     """Docker published ports on a non-loopback address (or host networking) need
@@ -370,9 +384,10 @@ def check_public_exposure(resource_type: str, props: Mapping[str, Any], opts: An
                            f"with observability:kubernetes.allowPublicServices")
         spec = pod_spec(resource_type, props)
         if spec is not None:
-            if spec.get("hostNetwork") is True:
+            if spec.get("hostNetwork") is True and not _host_network_reason(resource_type, props):
                 out.append(f"{name}: hostNetwork exposes every port on the node; opt in with "
-                           f"observability:kubernetes.allowPublicServices")
+                           f"observability:kubernetes.allowPublicServices (or, for a host exporter, record "
+                           f"why on the pod template as the annotation {HOST_NETWORK_ANNOTATION})")
             for kind, c in pod_containers(spec):
                 for p in _list(c.get("ports")):
                     if isinstance(p, Mapping) and isinstance(p.get("hostPort"), int) and p["hostPort"] > 0:

@@ -36,7 +36,8 @@ def engine_bin_dir() -> Path:
                                capture_output=True, text=True, check=True).stdout.strip())
 
 
-def offline_env(state_dir: Path, pulumi_home: Path, passphrase: Optional[str]) -> dict[str, str]:
+def offline_env(state_dir: Path, pulumi_home: Path, passphrase: Optional[str],
+                passphrase_file: Optional[str] = None) -> dict[str, str]:
     """Environment for the engine built here: local file state, no plugin downloads, no update
     checks; plugins are found on PATH."""
     env = {
@@ -48,6 +49,8 @@ def offline_env(state_dir: Path, pulumi_home: Path, passphrase: Optional[str]) -
     }
     if passphrase is not None:
         env["PULUMI_CONFIG_PASSPHRASE"] = passphrase
+    elif passphrase_file:
+        env["PULUMI_CONFIG_PASSPHRASE_FILE"] = passphrase_file
     return env
 
 
@@ -78,17 +81,36 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     backend = os.environ.get("PULUMI_BACKEND_URL", f"file://{ROOT / '.pulumi-state'}")
     env = offline_env(Path(backend.removeprefix("file://")), Path(os.environ.get("PULUMI_HOME", ROOT / ".pulumi-home")),
-                      os.environ.get("PULUMI_CONFIG_PASSPHRASE"))
+                      os.environ.get("PULUMI_CONFIG_PASSPHRASE"), os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"))
     env["PULUMI_BACKEND_URL"] = backend
-    stack = open_stack(args.stack, Path(args.work_dir), env)
+    if "PULUMI_CONFIG_PASSPHRASE" not in env and "PULUMI_CONFIG_PASSPHRASE_FILE" not in env:
+        print("error: set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the stack's passphrase; "
+              "`make up` generates one for a dev stack", file=sys.stderr)
+        return 1
     out = {"on_output": print}
-    if args.action == "preview":
-        stack.preview(diff=True, **out)
-    elif args.action == "up":
-        stack.up(diff=True, **out)
-    else:
-        stack.destroy(**out)
+    try:
+        stack = open_stack(args.stack, Path(args.work_dir), env)
+        if args.action == "preview":
+            stack.preview(diff=True, **out)
+        elif args.action == "up":
+            stack.up(diff=True, **out)
+        else:
+            stack.destroy(**out)
+    except auto.CommandError as err:
+        # The engine already printed the update's own diagnostics through on_output; what is
+        # left is the CLI's error, without the Python traceback of the Automation API.
+        print(f"error: pulumi {args.action} failed:\n{engine_error(err)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def engine_error(err: Exception) -> str:
+    """The CLI's own error lines from an Automation API CommandError."""
+    # CommandError keeps only str(CommandResult): "\n code: ..\n stdout: ..\n stderr: ..".
+    text = str(err)
+    stderr = text[text.rfind("\n stderr: ") + len("\n stderr: "):] if "\n stderr: " in text else text
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return "\n".join(lines[-20:]) or str(err).strip()
 
 
 if __name__ == "__main__":

@@ -36,3 +36,17 @@ def amtool() -> str:
     from tests.tools import require
 
     return require("amtool")
+
+
+@pytest.fixture(autouse=True)
+def _an_event_loop():
+    """Pure render code builds Pulumi secret Outputs (Alertmanager's credentials, Grafana's
+    password), which need a current event loop; a previous test may have cleared it (the mock
+    runner sets its own loop and unsets it afterwards). Give each test one if there is none."""
+    import asyncio
+
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+    yield

@@ -80,8 +80,8 @@ def test_kinds_and_counts_follow_the_workloads(name):
         PDB: sum(1 for w in main if w.replicas > 1),
         # default deny + DNS + one per workload
         NETPOL: 2 + len(workloads),
-        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole": sum(1 for w in workloads if w.discovers_pods),
-        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding": sum(1 for w in workloads if w.discovers_pods),
+        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole": sum(1 for w in workloads if w.uses_kubernetes_api),
+        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding": sum(1 for w in workloads if w.uses_kubernetes_api),
     }
     expected = {k: v for k, v in expected.items() if v}
     kube = {t: n for t, n in run.types().items() if t.startswith(("kubernetes:", "pulumi:providers:"))}
@@ -96,21 +96,26 @@ def test_prod_inventory():
     assert {w.name for w in workloads} >= set(TOOLS)
     assert set(by_object_name(run, STS)) == {"prometheus", "alertmanager", "loki", "tempo", "mimir", "pyroscope", "grafana"}
     # highAvailability (the prod preset): the collector in two tiers.
-    assert set(by_object_name(run, DEPLOYMENT)) == {"collector", "collector-sampling"}
-    assert [w.name for w in workloads if w.per_node] == [r.inputs["metadata"]["name"] for r in run.of_type(DAEMONSET)]
+    assert set(by_object_name(run, DEPLOYMENT)) == {"collector", "collector-sampling", "kube-state-metrics"}
+    assert sorted(w.name for w in workloads if w.per_node) == sorted(
+        r.inputs["metadata"]["name"] for r in run.of_type(DAEMONSET))
+    assert {w.name for w in workloads if w.per_node} == {"collector-logs", "node-exporter"}
 
 
 def test_disabled_tools_create_nothing():
     run, workloads = scenario("prod-minimal")
-    assert {w.name for w in workloads} == {"prometheus", "alertmanager"}
+    # The host and cluster exporters stay on (they are not stack backends).
+    assert {w.name for w in workloads} == {"prometheus", "alertmanager", "node-exporter", "kube-state-metrics"}
     disabled = ("loki", "tempo", "mimir", "pyroscope", "collector", "grafana")
     for r in run.resources:
         assert not any(f"-{tool}" in r.name for tool in disabled), r.name
         assert not any(tool in str(r.inputs.get("metadata", {}).get("name", "")) for tool in disabled), r.name
-    # ... and no flow to them: Prometheus' egress names only Alertmanager inside the namespace.
+    # ... and no flow to them: Prometheus' egress names only Alertmanager and kube-state-metrics
+    # inside the namespace (node-exporter is reached at node addresses).
     prom = by_object_name(run, NETPOL)["prometheus"]
     peers = [p for rule in prom.inputs["spec"]["egress"] for p in rule.get("to", []) if "podSelector" in p]
-    assert peers == [{"podSelector": {"matchLabels": selector_labels("alertmanager")}}]
+    assert peers == [{"podSelector": {"matchLabels": selector_labels("alertmanager")}},
+                     {"podSelector": {"matchLabels": selector_labels("kube-state-metrics")}}]
 
 
 def test_every_resource_uses_the_explicit_provider_and_is_parented():
@@ -147,9 +152,13 @@ def test_namespace_from_settings_everywhere():
         if r.type.startswith("kubernetes:") and "ClusterRole" not in r.type and not r.type.endswith("Namespace"):
             assert r.inputs["metadata"]["namespace"] == "observability-payments", r.name
     assert run.of_type("kubernetes:core/v1:Namespace")[0].inputs["metadata"]["name"] == "observability-payments"
-    binding = run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")[0].inputs
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "prometheus", "namespace": "observability-payments"}]
-    assert binding["roleRef"]["name"] == "observability-payments-prometheus-pod-discovery"
+    bindings = {b.inputs["subjects"][0]["name"]: b.inputs
+                for b in run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")}
+    assert bindings["prometheus"]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "prometheus", "namespace": "observability-payments"}]
+    # Pod discovery plus cluster monitoring: the role is named for what it grants.
+    assert bindings["prometheus"]["roleRef"]["name"] == "observability-payments-prometheus-cluster-read"
+    assert bindings["kube-state-metrics"]["roleRef"]["name"] == "observability-payments-kube-state-metrics-cluster-read"
 
 
 # -- hardening ---------------------------------------------------------------------------------
@@ -202,8 +211,10 @@ def test_every_container_is_hardened(name):
 
 def test_service_account_tokens_only_for_pod_discovery():
     run, workloads = scenario("prod")
-    discovering = {w.name for w in workloads if w.discovers_pods}
-    assert discovering == {"prometheus"}
+    assert {w.name for w in workloads if w.discovers_pods} == {"prometheus"}
+    # Kubernetes API clients: Prometheus and kube-state-metrics (RBAC in their ClusterRoles).
+    discovering = {w.name for w in workloads if w.uses_kubernetes_api}
+    assert discovering == {"prometheus", "kube-state-metrics"}
     for r in run.of_type("kubernetes:core/v1:ServiceAccount"):
         name = r.inputs["metadata"]["name"]
         assert r.inputs["automountServiceAccountToken"] is (name in discovering)
@@ -211,8 +222,25 @@ def test_service_account_tokens_only_for_pod_discovery():
         name = r.inputs["metadata"]["name"]
         assert pod_spec(r)["automountServiceAccountToken"] is (name in discovering)
         assert pod_spec(r)["serviceAccountName"] == name
-    role = run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")[0].inputs
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
+    roles = {r.inputs["metadata"]["name"]: r.inputs["rules"]
+             for r in run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")}
+    # Exactly: pod discovery, node discovery, kubelet metrics, the API server's endpointslices
+    # and /metrics (kube-prometheus' prometheus-clusterRole.yaml plus what discovery needs).
+    assert roles["observability-prometheus-cluster-read"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]},
+        {"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["services"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+        {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+    ]
+    # kube-state-metrics: list and watch of the kinds it exports, no Secrets or ConfigMaps.
+    assert roles["observability-kube-state-metrics-cluster-read"] == [
+        {"apiGroups": [""], "resources": ["namespaces", "nodes", "persistentvolumeclaims", "pods"],
+         "verbs": ["list", "watch"]},
+        {"apiGroups": ["apps"], "resources": ["daemonsets", "deployments", "statefulsets"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch"]},
+    ]
 
 
 # -- secrets -----------------------------------------------------------------------------------
@@ -577,7 +605,11 @@ def test_network_policies_cover_every_declared_flow_and_nothing_else(name):
                 "key": "kubernetes.io/metadata.name", "operator": "NotIn",
                 "values": [run.of_type("kubernetes:core/v1:Namespace")[0].inputs["metadata"]["name"]]}]}}]}
             assert {p["port"] for p in external[1]["ports"]} == {443, 6443}
+            # Kubelets (10250) and node-exporter (9100) listen on node addresses.
+            assert {9100, 10250} <= {p["port"] for p in external[2]["ports"]}
             assert all(peer.get("ipBlock") for rule in external[1:] for peer in rule["to"])
+        elif owner == "kube-state-metrics":
+            assert len(external) == 1 and {p["port"] for p in external[0]["ports"]} == {443, 6443}
         elif owner == "alertmanager":
             assert len(external) == 1 and all(peer.get("ipBlock") for peer in external[0]["to"])
         elif owner in ("loki", "tempo", "mimir", "pyroscope") and stores_in_bucket:
@@ -598,7 +630,8 @@ def test_network_policy_external_ports_follow_receivers_and_scrape_targets():
     assert outside(policies["alertmanager"]["egress"]) == {443}
     prom_ports = {p["port"] for rule in policies["prometheus"]["egress"]
                   if any("ipBlock" in peer for peer in rule["to"]) for p in rule["ports"]}
-    assert prom_ports == {443, 6443, 8000}  # API server + the teams' `host:8000` targets
+    # API server, the teams' `host:8000` targets, kubelets and node-exporter on node addresses.
+    assert prom_ports == {443, 6443, 8000, 9100, 10250}
     run, _ = scenario("prod")
     policies = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in run.of_type(NETPOL)}
     assert outside(policies["alertmanager"]["egress"]) == {443, 587}

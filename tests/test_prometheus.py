@@ -11,8 +11,9 @@ from observability_stack.components import rules, sizing
 from observability_stack.components.render import render_tool, workloads_of
 from observability_stack.components.workload import HealthCheck
 from observability_stack.config.durations import parse_bytes
+from observability_stack.config.model import job_name
 from tests.scenarios import ALL_TOOLS, SECRET, SETTINGS_CASES, settings_for
-from tests.tools import run
+from tests.tools import run, with_service_account
 
 
 def _config(name: str) -> dict:
@@ -53,8 +54,9 @@ def test_global_and_external_labels():
 
 def test_every_enabled_component_is_scraped():
     jobs = _jobs(_config("defaults-dev"))
+    dev = settings_for("defaults-dev")
     for tool in ALL_TOOLS:
-        assert tool in jobs
+        assert (job_name(tool) in jobs) == dev.enabled(tool), tool
     assert jobs["prometheus"]["static_configs"] == [{"targets": ["localhost:9090"]}]
     assert jobs["alertmanager"]["static_configs"] == [{"targets": ["alertmanager:9093"]}]
     assert jobs["loki"]["static_configs"] == [{"targets": ["loki:3100"]}]
@@ -63,6 +65,9 @@ def test_every_enabled_component_is_scraped():
     assert jobs["pyroscope"]["static_configs"] == [{"targets": ["pyroscope:4040"]}]
     assert jobs["grafana"]["static_configs"] == [{"targets": ["grafana:3000"]}]
     assert jobs["collector"]["static_configs"] == [{"targets": ["collector:8888"]}]
+    # Docker: the host exporters by their service names (no node discovery there).
+    assert jobs["node-exporter"]["static_configs"] == [{"targets": ["node-exporter:9100"]}]
+    assert jobs["cadvisor"]["static_configs"] == [{"targets": ["cadvisor:8080"]}]
 
 
 def test_minimal_stack_scrapes_only_what_runs():
@@ -149,8 +154,9 @@ def test_stack_rules_follow_enabled_components():
                   "StackVolumeFillingUp"):
         assert alert in full, alert
     assert 'namespace="observability"' in full["StackVolumeFillingUp"]["expr"]
+    prod = settings_for("prod-receivers")
     for tool in ALL_TOOLS:
-        assert tool in full["StackComponentDown"]["expr"]
+        assert (job_name(tool) in full["StackComponentDown"]["expr"]) == prod.enabled(tool), tool
 
     minimal = {r["alert"]: r for r in _rules("prometheus-only")["stack.yml"]}
     assert minimal["StackComponentDown"]["expr"] == 'up{job=~"prometheus|alertmanager"} == 0'
@@ -222,8 +228,12 @@ def test_workload():
     assert wl.health == HealthCheck.http("/-/ready", 9090, client="wget")
     assert wl.port("http").port == 9090 and wl.port("http").publish
     assert wl.discovers_pods
-    # Every other tool, and the collector's sampling tier (scraped under the `collector` job).
-    assert {e.service for e in wl.talks_to} == set(ALL_TOOLS) - {"prometheus"} | {"collector-sampling"}
+    # Every enabled tool but itself and the per-node exporter (scraped at node addresses), and the
+    # collector's sampling tier (scraped under the `collector` job; highAvailability).
+    prod = settings_for("prod-receivers")
+    assert {e.service for e in wl.talks_to} == {job_name(t) for t in ALL_TOOLS if prod.enabled(t)} - {
+        "prometheus", "node-exporter"} | {"collector-sampling"}
+    assert {10250, 9100} <= set(wl.egress_ports)
     paths = {f.path for f in wl.config_files}
     assert "/etc/prometheus/prometheus.yml" in paths
     assert {"/etc/prometheus/rules/application.yml", "/etc/prometheus/rules/stack.yml",
@@ -264,7 +274,7 @@ def _write(tmp_path: Path, files: dict[str, str]) -> Path:
 @pytest.mark.tools
 @pytest.mark.parametrize("name", SETTINGS_CASES)
 def test_promtool_check_config(name, tmp_path, promtool):
-    files = render_tool("prometheus", settings_for(name))
+    files = with_service_account(render_tool("prometheus", settings_for(name)), tmp_path)
     directory = _write(tmp_path, files)
     result = run([promtool, "check", "config", str(directory / "prometheus.yml")])
     # rule_files are relative to the config: promtool must have found and checked every one.

@@ -20,7 +20,7 @@ from observability_stack.components import alertmanager
 from observability_stack.components.render import render_all
 from observability_stack.config import ConfigError, load_settings
 from observability_stack.components.workload import to_yaml
-from tests.tools import require
+from tests.tools import require, with_service_account
 
 pytestmark = pytest.mark.tools
 CASES = {"tried": 0, "accepted": 0}
@@ -84,7 +84,7 @@ def _check(promtool: str, amtool: str, s) -> None:
     files = render_all(s)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for rel, text in files.items():
+        for rel, text in with_service_account(files, root).items():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text(text)
         # Alertmanager reads its *_file secrets at startup: give them the files it would have.

@@ -80,3 +80,19 @@ def run(argv: Sequence[str], cwd: Optional[Path] = None, stdin: Optional[str] = 
     if result.returncode != 0:
         pytest.fail(f"{' '.join(argv)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
+
+
+# The in-cluster credentials the kubelet and API-server jobs read (components/cluster.py).
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def with_service_account(files: dict[str, str], root: Path) -> dict[str, str]:
+    """`files` with prometheus.yml's service-account paths moved under `root/serviceaccount`,
+    where a placeholder token and CA exist: `promtool check config` checks that credential files
+    exist, and only a pod has the real ones."""
+    account = root / "serviceaccount"
+    account.mkdir(parents=True, exist_ok=True)
+    (account / "token").write_text("placeholder-token\n")
+    (account / "ca.crt").write_text("placeholder-ca\n")
+    return {rel: text.replace(SERVICE_ACCOUNT_DIR, str(account)) if rel.endswith("prometheus.yml") else text
+            for rel, text in files.items()}

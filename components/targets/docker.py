@@ -66,6 +66,14 @@ def _capability(name: str) -> str:
     return name if name.startswith("CAP_") or name == "ALL" else f"CAP_{name}"
 
 
+def _cpus(cores: float) -> str:
+    # Written the way the provider reads NanoCPUs back (nanoInt64ToDecimalString: "1.0", "0.5"),
+    # so a refresh sees no change; `cpus` forces a replacement, so "1" vs "1.0" would replace the
+    # container on every `up` (found by tests/test_docker_deploy.py).
+    text = f"{cores:.9f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
 def _url_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
@@ -155,15 +163,24 @@ class DockerBackend:
                 for path in w.host_logs.paths
             )
 
+        # Host directories for a host exporter: read-only, rslave so later host mounts are seen
+        # (node_exporter's README: `-v /:/host:ro,rslave`).
+        mounts = [
+            docker.ContainerMountArgs(target=m.path, source=m.host_path, type="bind", read_only=True,
+                                      bind_options=docker.ContainerMountBindOptionsArgs(propagation="rslave"))
+            for m in w.host_mounts
+        ]
+
         uploads = [
             docker.ContainerUploadArgs(file=f.path, content=f.content, permissions="0444")
             for f in w.config_files
         ] + [
-            # Content stays a Pulumi secret (encrypted in state); readable by the tool's user only.
-            docker.ContainerUploadArgs(
-                file=f.path, content=pulumi.Output.secret(f.content),
-                owner=str(uid), group=str(gid), permissions="0440",
-            )
+            # Content stays a Pulumi secret (encrypted in state). Root-owned and world-readable
+            # inside the container, whose only process is the tool: an `owner`/`group` makes the
+            # provider ask Docker to chown to the container's user, which dockerd looks up on the
+            # *host* and cannot resolve for a numeric "uid:gid" ("getent unable to find entry";
+            # moby/moby#34142, open; found by tests/test_docker_deploy.py).
+            docker.ContainerUploadArgs(file=f.path, content=pulumi.Output.secret(f.content), permissions="0444")
             for f in w.secret_files
         ]
 
@@ -204,8 +221,11 @@ class DockerBackend:
             ),
             security_opts=["no-new-privileges:true"],
             memory=memory,
+            # = memory: no swap on top of the limit. Unset, Docker defaults it to twice the memory
+            # and the provider reads that back, so every later `up` would diff it away.
+            memory_swap=memory,
             memory_reservation=reservation if reservation < memory else None,
-            cpus=f"{w.resources.cpu_limit_cores:g}",
+            cpus=_cpus(w.resources.cpu_limit_cores),
             restart="unless-stopped",
             destroy_grace_seconds=STOP_GRACE_SECONDS,
             log_driver=AGENT_LOG_DRIVER if w.reads_container_logs else LOG_DRIVER,
@@ -221,6 +241,11 @@ class DockerBackend:
                 for p in w.ports if p.publish
             ] or None,
             volumes=volumes or None,
+            mounts=mounts or None,
+            # The host's processes (node_exporter's process counts). The host *network* is not
+            # shared: a container there has no alias on the stack's network, so Prometheus could
+            # not reach it; network counters are then the container's own (README).
+            pid_mode="host" if w.host_pid else None,
             uploads=uploads or None,
             healthcheck=healthcheck,
             # Waiting for "healthy" needs a healthcheck (the provider errors otherwise).
@@ -292,6 +317,7 @@ class DockerBackend:
             network_mode="none",
             volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=w.data.path)],
             memory=INIT_MEMORY_MB,
+            memory_swap=INIT_MEMORY_MB,
             restart="no",
             must_run=False,
             attach=True,

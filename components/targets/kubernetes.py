@@ -10,7 +10,8 @@ Layout (logical names `f"{name}-<role>"`, every resource on the explicit provide
 
 - stack component children: the `kubernetes.Provider` (kubeconfig / context / namespace from
   settings, `render_yaml_to_directory` for render-only mode, server-side apply), the Namespace,
-  the ClusterRole + ClusterRoleBinding of a pod-discovering workload (Prometheus), and the
+  the ClusterRole + ClusterRoleBinding of each Kubernetes API client (pod discovery, a
+  workload's `cluster_rules`: Prometheus, kube-state-metrics, the events collector), and the
   namespace-wide NetworkPolicies (default deny, DNS);
 - tool component children, per workload: ServiceAccount, ConfigMap (config files), Secret
   (secret files), PersistentVolumeClaim (stateful tools), StatefulSet / Deployment / DaemonSet,
@@ -77,6 +78,7 @@ MANAGED_BY = "pulumi"
 DATA_CLAIM = "data"  # volumeClaimTemplate name: the StatefulSet's claim is `data-<name>-0`
 STOP_GRACE_SECONDS = 30  # same as the Docker target: time to flush WAL/TSDB head on SIGTERM
 SCRATCH_SIZE_LIMIT = "1Gi"  # emptyDir per scratch path (read-only root filesystem)
+HOST_NETWORK_ANNOTATION = "observability/host-network"
 SECRET_FILE_MODE = 0o440  # owner + fsGroup read only
 CONFIG_FILE_MODE = 0o444
 # Pod discovery (Prometheus `kubernetes_sd_configs: [{role: pod}]`) lists and watches pods in
@@ -206,7 +208,7 @@ class KubernetesBackend:
         self._deployed: dict[str, tuple[str, pulumi.Resource, Workload]] = {}
 
     def platform(self) -> Platform:
-        return kubernetes_platform(self.k.namespace)
+        return kubernetes_platform(self.k.namespace, self.k.cluster_monitoring)
 
     def _namespace(self, name: str, parent: pulumi.Resource) -> k8s.core.v1.Namespace:
         k = self.k
@@ -254,12 +256,12 @@ class KubernetesBackend:
             f"{name}-serviceaccount",
             metadata=self._meta(w.name, w.name, **(
                 {"annotations": dict(w.service_account_annotations)} if w.service_account_annotations else {})),
-            # A token only for the Kubernetes API client that needs one (pod discovery).
-            automount_service_account_token=w.discovers_pods,
+            # A token only for a Kubernetes API client (pod discovery, `cluster_rules`).
+            automount_service_account_token=w.uses_kubernetes_api,
             opts=self._opts(parent),
         )
-        if w.discovers_pods:
-            self._pod_discovery_rbac(name, w, account)
+        if w.uses_kubernetes_api:
+            self._cluster_rbac(name, w, account)
 
         volumes: list[dict] = []
         mounts: list[dict] = []
@@ -314,6 +316,12 @@ class KubernetesBackend:
             for i, path in enumerate(w.host_logs.paths):
                 volumes.append({"name": f"host-logs-{i}", "hostPath": {"path": path, "type": "Directory"}})
                 mounts.append({"name": f"host-logs-{i}", "mountPath": path, "readOnly": True})
+
+        for i, m in enumerate(w.host_mounts):
+            # HostToContainer: filesystems the host mounts later show up too (node_exporter).
+            volumes.append({"name": f"host-{i}", "hostPath": {"path": m.host_path, "type": "Directory"}})
+            mounts.append({"name": f"host-{i}", "mountPath": m.path, "readOnly": True,
+                           "mountPropagation": "HostToContainer"})
 
         if w.data is not None and not w.per_node:
             mounts.append({"name": DATA_CLAIM, "mountPath": w.data.path})
@@ -490,6 +498,9 @@ class KubernetesBackend:
             annotations = {**w.labels, "observability/runs-as-root": w.root_reason}
         else:
             annotations = dict(w.labels)
+        if w.host_network:
+            # Documented exception (Workload.host_network), read by the policy pack.
+            annotations[HOST_NETWORK_ANNOTATION] = w.host_network
         pod_security = {
             "runAsNonRoot": not root,
             "runAsUser": uid,
@@ -502,7 +513,7 @@ class KubernetesBackend:
             pod_security["fsGroupChangePolicy"] = "OnRootMismatch"
         spec = {
             "serviceAccountName": account,
-            "automountServiceAccountToken": w.discovers_pods,
+            "automountServiceAccountToken": w.uses_kubernetes_api,
             # No `<SERVICE>_PORT` variables: tools read some of those names as their own settings.
             "enableServiceLinks": False,
             "terminationGracePeriodSeconds": STOP_GRACE_SECONDS,
@@ -511,6 +522,15 @@ class KubernetesBackend:
         }
         if replicas(w) > 1:
             spec["topologySpreadConstraints"] = topology_spread(self.k, w.name)
+        if w.host_network:
+            spec["hostNetwork"] = True
+            # Cluster DNS still resolves service names from the host network.
+            spec["dnsPolicy"] = "ClusterFirstWithHostNet"
+        if w.host_pid:
+            spec["hostPID"] = True
+        if w.tolerate_all_nodes:
+            # Every node, tainted control-plane nodes included (kube-prometheus' node-exporter).
+            spec["tolerations"] = [{"operator": "Exists"}]
         if volumes:
             spec["volumes"] = volumes
         metadata: dict = {"labels": labels(w.name, self.flags.stack)}
@@ -559,13 +579,14 @@ class KubernetesBackend:
             )
         return claim
 
-    def _pod_discovery_rbac(self, name: str, w: Workload, account: k8s.core.v1.ServiceAccount) -> None:
-        """ClusterRole (pods get/list/watch, nothing else) bound to the workload's ServiceAccount."""
-        role_name = f"{self.k.namespace}-{w.name}-pod-discovery"
+    def _cluster_rbac(self, name: str, w: Workload, account: k8s.core.v1.ServiceAccount) -> None:
+        """ClusterRole bound to the workload's ServiceAccount: pod discovery (pods get/list/watch)
+        when it discovers pods, plus exactly its `cluster_rules`, nothing else."""
+        role_name = cluster_role_name(self.k.namespace, w)
         role = k8s.rbac.v1.ClusterRole(
             f"{name}-clusterrole",
             metadata={"name": role_name, "labels": labels(w.name, self.flags.stack)},
-            rules=POD_DISCOVERY_RULES,
+            rules=cluster_rules(w),
             opts=self._opts(self.parent),
         )
         k8s.rbac.v1.ClusterRoleBinding(
@@ -598,6 +619,17 @@ class KubernetesBackend:
         return resource.metadata.apply(lambda _: f"{scheme}://{ingress.host}/")
 
 
+def cluster_rules(w: Workload) -> list[dict]:
+    """The RBAC rules of a workload's ClusterRole."""
+    return (POD_DISCOVERY_RULES if w.discovers_pods else []) + [dict(rule) for rule in w.cluster_rules]
+
+
+def cluster_role_name(namespace: str, w: Workload) -> str:
+    # The pod-discovery-only role keeps the name it always had (no replacement on upgrade).
+    suffix = "pod-discovery" if not w.cluster_rules else "cluster-read"
+    return f"{namespace}-{w.name}-{suffix}"
+
+
 def network_policy_specs(kubernetes: Kubernetes, workloads: list[Workload]) -> dict[str, dict]:
     """One NetworkPolicy spec per workload: exactly the flows the stack declares.
 
@@ -610,8 +642,9 @@ def network_policy_specs(kubernetes: Kubernetes, workloads: list[Workload]) -> d
       namespace when the Ingress is enabled (wherever the ingress controller runs);
     - egress from W to each endpoint in its `talks_to`, on that endpoint's port;
     - a pod-discovering workload (Prometheus): egress to pods in every *other* namespace on any
-      port (annotation-driven scraping can target any port), to the teams' extra scrape targets'
-      and to the API server (443 and 6443 anywhere: its address is the cluster's);
+      port (annotation-driven scraping can target any port) and to the teams' extra scrape targets;
+    - a Kubernetes API client (pod discovery or `cluster_rules`): egress to the API server (443
+      and 6443 anywhere: its address is the cluster's);
     - egress to W's `egress_ports` anywhere: destinations outside the stack that the tool module
       derives from settings (Alertmanager's receivers, Prometheus' team scrape targets).
     """
@@ -649,6 +682,7 @@ def network_policy_specs(kubernetes: Kubernetes, workloads: list[Workload]) -> d
         if w.discovers_pods:
             egress_rules.append({"to": [{"namespaceSelector": {"matchExpressions": [{
                 "key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [namespace]}]}}]})
+        if w.uses_kubernetes_api:
             egress_rules.append({"to": list(ANYWHERE), "ports": _ports(("TCP", p) for p in API_SERVER_PORTS)})
         if w.egress_ports:
             egress_rules.append({"to": list(ANYWHERE), "ports": _ports(("TCP", p) for p in w.egress_ports)})
