@@ -47,6 +47,8 @@ def test_enabling_an_exporter_where_it_cannot_run_is_refused_naming_the_key(envi
     if environment == "prod":
         overrides["alerting"] = {"receivers": [{"name": "x", "webhook": {"url": "https://x"}}],
                                  "routes": {"critical": "x", "warning": "x"}}
+        # Prod runs highAvailability, which needs object storage for the storage backends.
+        overrides["objectStorage"] = {"s3": {"region": "eu-west-1", "bucket": "example-observability"}}
     with pytest.raises(ConfigError) as error:
         Settings.for_environment(environment, **overrides)
     lines = str(error.value).splitlines()

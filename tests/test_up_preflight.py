@@ -65,7 +65,9 @@ def errors(result) -> list[str]:
 K8S = {"observability:environment": "prod",
        "observability:alerting": {"receivers": [{"name": "ops", "webhook": {"url": {"secure": "x"}}}],
                                   "routes": {"critical": "ops", "warning": "ops"}},
-       "observability:grafana": {"adminPassword": {"secure": "y"}}}
+       "observability:grafana": {"adminPassword": {"secure": "y"}},
+       # Prod runs highAvailability, which needs object storage (workload identity: no secret).
+       "observability:objectStorage": {"s3": {"region": "eu-west-1", "bucket": "example-observability"}}}
 
 
 def test_a_prod_stack_without_passphrase_says_how_to_give_it(tmp_path, preflight):
