@@ -16,11 +16,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .monitoring import panel
+from .monitoring import dashboard, panel
 
 from ..config.model import Settings
-
-SCHEMA_VERSION = 39
 
 # The seed's queries (guide section "Grafana可视化"), one per panel, read from the recording rules
 # of components/rules.py that compute them for both metric naming conventions (prometheus-client
@@ -107,19 +105,7 @@ def application_variables(ds: dict) -> list[dict]:
 
 def _dashboard(uid: str, title: str, tags: list[str], panels: list[dict],
                variables: Optional[list[dict]] = None) -> dict:
-    return {
-        "uid": uid,
-        "title": title,
-        "tags": ["observability-stack", *tags],
-        "editable": False,
-        "schemaVersion": SCHEMA_VERSION,
-        "time": {"from": "now-1h", "to": "now"},
-        "refresh": "30s",
-        "timezone": "browser",
-        "templating": {"list": variables or []},
-        "annotations": {"list": []},
-        "panels": panels,
-    }
+    return dashboard(uid, title, tags, panels, tuple(variables or ()))
 
 
 def _grid(queries: tuple[tuple[str, tuple[tuple[str, str], ...], str], ...], ds: dict) -> list[dict]:
