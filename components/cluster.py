@@ -230,7 +230,9 @@ def container_records() -> dict:
 
 def scraping_group() -> dict:
     return {"name": "scraping", "rules": [
-        alert("TargetDown", "100 * count by (job) (up == 0) / count by (job) (up) > 10", "10m", "warning",
+        # Part of a job down; a job down altogether already raises ServiceDown (critical) or
+        # StackComponentDown, so `< 100` keeps this from paging twice for one outage.
+        alert("TargetDown", "100 * count by (job) (up == 0) / count by (job) (up) > 10 < 100", "10m", "warning",
               "Targets of a scrape job are down",
               "{{ $value | humanize }}% of the {{ $labels.job }} targets are down."),
         alert("ScrapeSampleLimitHit", "increase(prometheus_target_scrapes_exceeded_sample_limit_total[5m]) > 0",

@@ -7,8 +7,9 @@ tools and decides, in this one place, who talks to whom:
 - the metrics sink (where the collector and Tempo's metrics generator write): Prometheus'
   remote-write receiver when Prometheus is enabled, so the stack's rules (evaluated there) see
   OTLP metrics too (HighErrorRate on `http_server_request_duration_seconds`); Prometheus' own
-  remote write then forwards them to Mimir with everything it scrapes. Without Prometheus, Mimir's
-  push endpoint;
+  remote write then forwards them to Mimir with everything it scrapes. Without Prometheus, or with
+  `highAvailability` (two Prometheus replicas deduplicated by Mimir's HA tracker), Mimir's push
+  endpoint;
 - Prometheus' remote write: Mimir, when enabled (it keeps the long-term copy);
 - the default metrics datasource: Mimir when enabled, else Prometheus;
 - traces to Tempo, logs to Loki, both over OTLP, and the log agent to the collector gateway;
@@ -93,6 +94,12 @@ def resolve(settings, served_by: Mapping[str, object], names: Names = Names()) -
         return served.get(tool, {}).get(role)
 
     sink = next((get(t, r) for t, r in METRICS_SINKS if get(t, r)), None)
+    if settings.high_availability and get("mimir", "push"):
+        # Two Prometheus replicas: a push lands on one of them, and Mimir's HA tracker keeps only
+        # the elected replica's samples, so pushes through the other would be dropped. Push to
+        # Mimir directly; the stack's rules then see OTLP metrics only through Mimir (README
+        # "High availability").
+        sink = get("mimir", "push")
     source = next((t for t in METRICS_SOURCES if get(t, "query")), None)
     scrape = tuple(
         (job_name(tool), endpoint)

@@ -157,7 +157,7 @@ def test_namespace_from_settings_everywhere():
     assert bindings["prometheus"]["subjects"] == [
         {"kind": "ServiceAccount", "name": "prometheus", "namespace": "observability-payments"}]
     # Pod discovery plus cluster monitoring: the role is named for what it grants.
-    assert bindings["prometheus"]["roleRef"]["name"] == "observability-payments-prometheus-cluster-read"
+    assert bindings["prometheus"]["roleRef"]["name"] == "observability-payments-prometheus-pod-discovery"
     assert bindings["kube-state-metrics"]["roleRef"]["name"] == "observability-payments-kube-state-metrics-cluster-read"
 
 
@@ -226,7 +226,7 @@ def test_service_account_tokens_only_for_pod_discovery():
              for r in run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")}
     # Exactly: pod discovery, node discovery, kubelet metrics, the API server's endpointslices
     # and /metrics (kube-prometheus' prometheus-clusterRole.yaml plus what discovery needs).
-    assert roles["observability-prometheus-cluster-read"] == [
+    assert roles["observability-prometheus-pod-discovery"] == [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]},
         {"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]},

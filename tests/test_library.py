@@ -69,7 +69,8 @@ def test_installed_package_imports_without_the_repository(clean_python, tmp_path
 @pytest.mark.slow
 def test_the_example_platform_program_runs_from_the_wheel(clean_python, tmp_path):
     runner = ROOT / "tests" / "e2e" / "mock_program.py"
-    config = {"platform:pagerdutyRoutingKey": "routing-key-from-config"}
+    config = {"platform:pagerdutyRoutingKey": "routing-key-from-config",
+              "platform:storageRoleArn": "arn:aws:iam::111122223333:role/platform-observability"}
     result = _run([clean_python, "-I", runner, "platform", "prod", json.dumps(config),
                    json.dumps(["platform:pagerdutyRoutingKey"])], cwd=EXAMPLE)
     declared = json.loads(result.stdout.splitlines()[-1])

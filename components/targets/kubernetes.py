@@ -625,8 +625,10 @@ def cluster_rules(w: Workload) -> list[dict]:
 
 
 def cluster_role_name(namespace: str, w: Workload) -> str:
-    # The pod-discovery-only role keeps the name it always had (no replacement on upgrade).
-    suffix = "pod-discovery" if not w.cluster_rules else "cluster-read"
+    # A pod-discovering workload keeps the name its role had since 0.1.0, even now that cluster
+    # monitoring adds rules to it: a new name would replace the ClusterRole on upgrade
+    # (tests/test_upgrade_in_place.py). Other API clients' roles are named for what they do.
+    suffix = "pod-discovery" if w.discovers_pods else "cluster-read"
     return f"{namespace}-{w.name}-{suffix}"
 
 

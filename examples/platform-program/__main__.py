@@ -25,6 +25,10 @@ settings = Settings.for_environment(
     stack=pulumi.get_stack(),
     kubernetes={"namespace": NAMESPACE},
     retention={"logs": "90d"},
+    # Prod runs highly available, which keeps the storage backends' data in a bucket: here an S3
+    # bucket reached through workload identity (the ServiceAccounts get this role annotation).
+    object_storage={"s3": {"region": "eu-west-1", "bucket": "platform-observability"},
+                    "serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": config.require("storageRoleArn")}},
     alerting={
         "receivers": [{"name": "oncall", "pagerduty": {"routing_key": config.require("pagerdutyRoutingKey")}}],
         "routes": {"critical": "oncall", "warning": "oncall"},
