@@ -180,6 +180,22 @@ class Alerting(Model):
 # --- teams ------------------------------------------------------------------------------------
 
 
+# Annotation templates a team may use: Prometheus parses every annotation as a Go template when
+# it loads the rule file, and one that does not parse (`{{`, `{{}}`, an unknown function) stops
+# the whole rule group from loading. Only these well-formed actions are accepted.
+_TEMPLATE_ACTION = re.compile(
+    r"\{\{\s*(?:\$labels\.[A-Za-z_][A-Za-z0-9_]*|\$value(?:\s*\|\s*(?:humanize|humanizePercentage|humanizeDuration))?)\s*\}\}")
+
+
+def _annotation(value: str) -> str:
+    rest = _TEMPLATE_ACTION.sub("", value)
+    if "{{" in rest or "}}" in rest:
+        raise ValueError(
+            "is not a template Prometheus can be trusted to load here (use {{ $labels.<name> }}, {{ $value }} "
+            "or {{ $value | humanize }}, humanizePercentage, humanizeDuration; no other {{ }})")
+    return value
+
+
 class AlertRule(Model):
     alert: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")] = Field(
         description="Alert name."
@@ -189,8 +205,10 @@ class AlertRule(Model):
     labels: dict[LabelName, Annotated[str, StringConstraints(max_length=256)]] = Field(
         default_factory=dict, max_length=30, description="Extra labels (`severity` routes it)."
     )
-    annotations: dict[LabelName, Annotated[str, StringConstraints(max_length=4096)]] = Field(
-        default_factory=dict, max_length=30, description="Annotations (summary, description, ...)."
+    annotations: dict[LabelName, Annotated[str, StringConstraints(max_length=4096), AfterValidator(_annotation)]] = Field(
+        default_factory=dict, max_length=30,
+        description="Annotations (summary, description, ...); templates: `{{ $labels.<name> }}`, `{{ $value }}`, "
+                    "`{{ $value | humanize }}` (or humanizePercentage, humanizeDuration).",
     )
 
 

@@ -289,3 +289,18 @@ def test_for_environment_reports_bad_values_one_line_each():
     assert any(line.startswith("observability:sampling.traces:") for line in lines)
     with pytest.raises(ConfigError, match='observability:environment: "staging" is not a preset'):
         Settings.for_environment("staging")
+
+
+@pytest.mark.parametrize("text", ["{{", "{{}}", "{{ $value | nope }}", "ok }}", "{{ .Foo "])
+def test_team_annotations_refuse_templates_prometheus_would_not_load(text):
+    # Found by the property test: promtool refused the rule file ("unclosed action", "missing
+    # value for command") while the settings had accepted it.
+    rule = {"alert": "X", "expr": "up", "annotations": {"summary": text}}
+    with pytest.raises(ConfigError, match=r"teams\[0\]\.alertRules\[0\]\.annotations\.summary: is not a template"):
+        load_settings({"teams": [{"name": "a", "receiver": "null", "alertRules": [rule]}]}, stack="dev", secret_keys=[])
+
+
+def test_team_annotations_accept_the_usual_templates():
+    rule = {"alert": "X", "expr": "up", "annotations": {
+        "summary": "{{ $labels.job }} is down", "description": "{{ $value | humanizePercentage }} of {{$value}}"}}
+    load_settings({"teams": [{"name": "a", "receiver": "null", "alertRules": [rule]}]}, stack="dev", secret_keys=[])
