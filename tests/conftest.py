@@ -50,3 +50,15 @@ def _an_event_loop():
     except RuntimeError:
         asyncio.set_event_loop(asyncio.new_event_loop())
     yield
+
+
+@pytest.fixture(scope="module")
+def module_event_loop():
+    """The same, for module-scoped fixtures (they run before the per-test one above)."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
+    loop.close()
+    asyncio.set_event_loop(None)

@@ -22,7 +22,6 @@ The figures (alerts sent, delivered, duplicated, lost) are printed at the end.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import signal
@@ -36,7 +35,7 @@ import pytest
 from observability_stack.components import alertmanager, prometheus
 from observability_stack.components.render import links_for, workloads_of
 from observability_stack.config import Settings
-from tests import tools
+from tests.e2e.local_stack import pinned_binary
 from tests.e2e import localize
 from tests.e2e.exporter import Exporter
 from tests.e2e.http_sink import Deliveries, Delivery, HttpSink
@@ -51,23 +50,6 @@ SCRAPE_INTERVAL = "1s"
 BATCH = 12
 WAIT = 40
 FIGURES: dict[str, dict] = {}
-
-
-@pytest.fixture(autouse=True)
-def _event_loop():
-    """Workloads carry secret files as pulumi Outputs, which need a current event loop (an
-    earlier test module may have closed or unset it)."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    yield
-    loop.close()
-
-
-def pinned_binary(name: str) -> str:
-    path = tools.find(name)
-    if not path:
-        pytest.fail(f"{name} not found: run scripts/build-prom-tools.sh (builds the pinned version)")
-    return path
 
 
 def healthy(t: float) -> str:
@@ -123,10 +105,9 @@ def count(cluster: Cluster, names: list[str], phase: str, settle: float) -> dict
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(tmp_path_factory, module_event_loop):
     binary = pinned_binary("alertmanager")
     tmp = tmp_path_factory.mktemp("ha")
-    asyncio.set_event_loop(asyncio.new_event_loop())  # module scope: before the per-test loop
     with contextlib.ExitStack() as stack:
         deliveries = Deliveries()
         sink = stack.enter_context(HttpSink(deliveries))

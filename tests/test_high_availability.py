@@ -8,7 +8,6 @@ tests/test_ha_e2e.py; the real API server admits the manifests in tests/test_eng
 
 from __future__ import annotations
 
-import asyncio
 import pytest
 import yaml
 
@@ -27,16 +26,6 @@ PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 PROD_ALERTING = {"receivers": [{"name": "pager", "webhook": {"url": "http://pager.invalid/"}}],
                  "routes": {"critical": "pager", "warning": "pager"}}
-
-
-@pytest.fixture(autouse=True)
-def _event_loop():
-    """Workloads carry secret files as pulumi Outputs, which need a current event loop (an
-    earlier test module may have closed or unset it)."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    yield
-    loop.close()
 
 
 def named(run, typ):

@@ -24,21 +24,6 @@ SECRET_KEYS = ["alerting", "objectStorage", "grafana"]
 CONFIGS = {"loki": "loki/loki.yaml", "mimir": "mimir/mimir.yaml", "tempo": "tempo/tempo.yaml",
            "pyroscope": "pyroscope/config.yaml"}
 
-@pytest.fixture(autouse=True)
-def event_loop_for_outputs():
-    """Workloads hold credentials as pulumi Outputs, which need an event loop outside a program
-    run (as tests/test_alertmanager.py does)."""
-    import asyncio
-
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        yield
-    finally:
-        loop.close()
-        asyncio.set_event_loop(None)
-
-
 
 # Once `highAvailability` (issue 14) is on the model, the prod preset turns it on: these cases
 # pin it off unless they test it.

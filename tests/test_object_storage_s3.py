@@ -44,21 +44,6 @@ WRITES = {"loki": "index/index_20000/fake/1-compactor.tsdb.gz", "mimir": "anonym
           "pyroscope": "anonymous/phlaredb/01J00000000000000000000000/meta.json"}
 HA_OFF = {"highAvailability": False} if "high_availability" in Settings.model_fields else {}
 
-@pytest.fixture(scope="module")
-def module_loop():
-    """Workloads hold credentials as pulumi Outputs, which need an event loop outside a program
-    run (as tests/test_alertmanager.py does)."""
-    import asyncio
-
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        yield
-    finally:
-        loop.close()
-        asyncio.set_event_loop(None)
-
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -145,7 +130,7 @@ def _client(seen: dict, secret: str | None = None):
 
 
 @pytest.fixture(scope="module")
-def seen_by_tool(server, bootstrap, module_loop):
+def seen_by_tool(server, bootstrap, module_event_loop):
     key_id, secret = bootstrap
     settings = load_settings({
         "alerting": {"receivers": [{"name": "p", "pagerduty": {"routingKey": "x"}}],

@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
-import signal
 import subprocess
 import threading
 from pathlib import Path
 from typing import Mapping, Sequence
+
+from tests.e2e.procs import stop_group
 
 
 class DockerLoggedProcess:
@@ -46,15 +46,7 @@ class DockerLoggedProcess:
         return "\n".join(self.lines[-tail:])
 
     def stop(self, grace: float = 5) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=grace)
-            except ProcessLookupError:
-                pass
+        stop_group(self.proc, grace)
         self._pump.join(timeout=grace)
         self._stderr.close()
 

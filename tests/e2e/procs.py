@@ -68,15 +68,7 @@ class Process:
         raise TimeoutError(f"{self.name} not ready at {url} after {timeout}s:\n{self.output()}")
 
     def stop(self, grace: float = 5) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=grace)
-            except ProcessLookupError:
-                pass
+        stop_group(self.proc, grace)
         self._log_file.close()
 
     def __enter__(self) -> "Process":
@@ -84,3 +76,16 @@ class Process:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 5) -> None:
+    """SIGTERM the process group (started with start_new_session), SIGKILL after `grace` s."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=grace)
+        except ProcessLookupError:
+            pass
