@@ -297,6 +297,19 @@ class Workload:
         raise KeyError(f"{self.name} has no port {name!r}")
 
 
+# dskit's memberlist gossip (Loki, Mimir, Tempo, Pyroscope): the default `memberlist.bind_port`
+# (dskit kv/memberlist/memberlist_client.go, 7946). dskit gossips over its own TCP transport
+# (kv/memberlist/tcp_transport.go: packets and streams both over TCP), so no UDP port.
+MEMBERLIST_PORT = 7946
+
+
+def memberlist(peers: str) -> dict:
+    """The `memberlist` block of a dskit tool whose replicas find each other through the headless
+    Service `peers` (`dns+` names are resolved, and re-resolved, by dskit's DNS provider: the
+    same join_members form Grafana's Helm charts use)."""
+    return {"join_members": [f"dns+{peers}:{MEMBERLIST_PORT}"], "bind_port": MEMBERLIST_PORT}
+
+
 def peers_service(name: str) -> str:
     """The headless Service that resolves every replica of workload `name` (one A record per pod)."""
     return f"{name}-peers"
@@ -371,9 +384,23 @@ class SingleBinary:
         if storage:
             fields["egress_ports"] = tuple(fields.get("egress_ports", ())) + storage.pop("egress_ports")
         extra_args = storage.pop("extra_args", ())
+        service = links.service(self.tool)
+        if links.peers.get(self.tool):
+            # Replicas (issue 15): rings gossip over memberlist through the headless Service
+            # (ready or not: a starting replica must join the ring before it can become ready),
+            # and replicas call each other over gRPC (distributor -> ingester, querier ->
+            # ingester, query-frontend <-> querier). Both flows are declared like any other, so
+            # the NetworkPolicy admits exactly these ports between the tool's own pods.
+            ports += (Port("memberlist", MEMBERLIST_PORT),)
+            peer_flows: tuple[Endpoint, ...] = (Endpoint(service, MEMBERLIST_PORT, scheme="tcp"),)
+            if self.grpc_port:
+                peer_flows += (Endpoint(service, self.grpc_port, scheme="grpc"),)
+            fields["talks_to"] = tuple(fields.get("talks_to", ())) + peer_flows
+            fields["headless"] = "all"
+            fields.setdefault("min_ready_seconds", 30)
         extra_secret_files = storage.pop("extra_secret_files", ())
         return (tool_workload(
-            settings, self.tool, service=links.service(self.tool), data_dir=self.data_dir,
+            settings, self.tool, service=service, data_dir=self.data_dir,
             uid=self.uid, gid=self.uid,
             args=tuple(flags({"config.file": self.config_path}, prefix="-")) + extra_args,
             ports=ports,

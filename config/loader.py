@@ -19,7 +19,7 @@ from typing import Any, Iterable, Optional
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from .durations import parse_bytes, parse_cpu, parse_duration
-from .model import HA_REPLICAS, LAYERED, Components, HostAgent, Settings, TeamReceiver, job_name
+from .model import HA_REPLICAS, LAYERED, REPLICATED_ON_OBJECT_STORAGE, Components, HostAgent, Settings, TeamReceiver, job_name
 from .presets import PRESETS
 from .storage_rules import object_storage_problems
 
@@ -342,10 +342,19 @@ def _replica_problems(s: Settings) -> list[str]:
         if count is None or count == 1:
             continue
         where = key_path(("components", tool, "replicas"))
-        if tool not in HA_REPLICAS:
+        if tool == "grafana":
+            if s.grafana.database is None:
+                problems.append(f"{where}: {count} is not allowed without observability:grafana.database (replicas "
+                                f"on their own SQLite volumes would each hold different users and dashboards; "
+                                f"set grafana.database to a postgres:// or mysql:// URL, or 1 replica)")
+        elif tool not in HA_REPLICAS:
             problems.append(f"{where}: {count} is not allowed ({tool} keeps its data on one node's volume and "
-                            f"runs 1 replica; replicated tools: {', '.join(HA_REPLICAS)})")
-        elif s.target == "docker":
+                            f"runs 1 replica; replicated tools: {', '.join(HA_REPLICAS)}, grafana)")
+        elif tool in REPLICATED_ON_OBJECT_STORAGE and s.object_storage is None:
+            problems.append(f"{where}: {count} is not allowed without observability:objectStorage ({tool} "
+                            f"replicates only with its data in object storage; on one node's volume the "
+                            f"replicas would be diverging copies)")
+        if s.target == "docker" and (tool in HA_REPLICAS or tool == "grafana"):
             problems.append(f"{where}: {count} is not allowed on the docker target (one container per tool; "
                             f"use the kubernetes target)")
     return problems

@@ -271,10 +271,17 @@ class Component(Model):
 
 
 # Replicas each tool gets with `highAvailability` on (kube-prometheus: Prometheus x2, Alertmanager
-# x3). Only these tools can run more than one instance today: Grafana and the storage backends
-# (Loki, Tempo, Mimir, Pyroscope) keep their data on one node's volume until they move to object
-# storage (the next HA step), so more replicas of them would be independent, diverging copies.
+# x3; Grafana's Loki/Mimir/Tempo/Pyroscope charts: replication factor 3, so 3 replicas). The
+# storage backends replicate only on object storage (`objectStorage`, required with HA): on one
+# node's volume more replicas would be independent, diverging copies. Grafana runs 2 replicas
+# only with an external database (`grafana.database`), whatever `highAvailability` says.
+# Each storage tool joins this table when its replicated shape lands (issue 15).
 HA_REPLICAS = {"alertmanager": 3, "prometheus": 2, "collector": 2}
+# The tools in HA_REPLICAS that keep their data in object storage when replicated.
+REPLICATED_ON_OBJECT_STORAGE = ("loki", "mimir", "tempo", "pyroscope")
+# Grafana with an external database: its sessions, users and dashboards live there (Grafana docs,
+# "Set up Grafana for high availability"), so two replicas serve the same state.
+GRAFANA_REPLICAS_WITH_DATABASE = 2
 # Topology keys of `kubernetes.topologySpread` (well-known node labels).
 TOPOLOGY_KEYS = {"zone": "topology.kubernetes.io/zone", "hostname": "kubernetes.io/hostname"}
 
@@ -583,6 +590,10 @@ class Settings(Model):
         explicit = getattr(self.components, tool).replicas
         if explicit is not None:
             return explicit
+        if self.target != "kubernetes":
+            return 1  # one container per tool (explicit counts are refused there)
+        if tool in REPLICATED_ON_OBJECT_STORAGE and self.object_storage is None:
+            return 1
         return HA_REPLICAS.get(tool, 1) if self.high_availability else 1
 
     def receiver_map(self) -> dict[str, Receiver]:
