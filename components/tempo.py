@@ -23,7 +23,7 @@ from .base import ToolComponent
 from .objectstorage import Bucket, bucket_for
 from .platform import Platform
 from .wiring import Links
-from .workload import Endpoint, Port, SingleBinary, Workload
+from .workload import Endpoint, Port, SingleBinary, Workload, memberlist
 from ..config.durations import go_duration
 from ..config.model import Settings
 
@@ -76,6 +76,46 @@ def _trace_backend(bucket: Bucket) -> dict:
     return {"backend": bucket.kind, bucket.kind: block}
 
 
+# Copies of each span the distributors write (one per ingester): upstream's own replicated
+# configs all use 3 (configuration/_index.md "Ingester configuration block", the distributed
+# docker-compose example, the jsonnet microservices ConfigMaps); the default is 1
+# (modules/ingester/config.go). Writes and queries need a quorum of 2, so one replica may be down.
+REPLICATION_FACTOR = 3
+
+
+def scalable(peers: str, replicas: int) -> dict:
+    """Replicas as upstream's "scalable monolithic mode" (Tempo 2.10.8 docs, plan/deployment-modes:
+    every process runs all components with `-target=scalable-single-binary`; example
+    `example/docker-compose/scalable-single-binary`). Object storage is guaranteed here (config/
+    loader.py refuses replicas without it) and is where the blocks meet: each ingester flushes
+    its own blocks, the compactors merge them.
+    - Rings on memberlist through the headless Service: the ingester and metrics-generator rings
+      default to memberlist (modules/ingester/config.go, pkg/ring/config.go), and
+      scalable-single-binary defaults the compactor ring to it (cmd/tempo/app/modules.go
+      `initCompactor`); it is written out so the file says how the compactors share the work
+      (sharded by the ring, no single-compactor rule in Tempo 2).
+    - `ingester.lifecycler.ring.replication_factor`: REPLICATION_FACTOR, capped at the replica
+      count (an explicit `replicas: 2` cannot hold three copies).
+    - Query path: outside `all` the querier needs `querier.frontend_worker.frontend_address`
+      (modules.go `initQuerier` fails without it); it is resolved by DNS every
+      `dns_lookup_duration` and every address found gets a worker (worker.go; deployment-modes:
+      "Each of the queriers perform a DNS lookup for the frontend_address"), so the headless
+      Service connects every querier to every query-frontend over gRPC.
+    - Metrics generator: the distributors shard spans over the generator ring, and each generator
+      adds `__metrics_gen_instance: <hostname>` to its series (modules/generator/registry/
+      registry.go), so the replicas' remote-written series do not collide."""
+    def ring_kv() -> dict:
+        return {"kvstore": {"store": "memberlist"}}  # a fresh dict each: no YAML anchors
+
+    return {
+        "target": "scalable-single-binary",
+        "memberlist": memberlist(peers),
+        "ingester": {"lifecycler": {"ring": {**ring_kv(), "replication_factor": min(REPLICATION_FACTOR, replicas)}}},
+        "compactor": {"ring": ring_kv()},
+        "querier": {"frontend_worker": {"frontend_address": f"{peers}:{GRPC_PORT}"}},
+    }
+
+
 def config(settings: Settings, links: Links) -> dict:
     doc: dict = {
         # Streaming search/metrics over HTTP; Grafana's Tempo datasource uses it when available.
@@ -101,6 +141,11 @@ def config(settings: Settings, links: Links) -> dict:
         trace = doc["storage"]["trace"]
         del trace["local"], trace["backend"]
         trace.update(_trace_backend(bucket))
+    peers = links.peers.get(TOOL)
+    if peers:
+        for key, value in scalable(peers, settings.replicas(TOOL)).items():
+            # Second-level merge: `compactor` keeps its `compaction` beside the new `ring`.
+            doc[key] = {**doc[key], **value} if isinstance(value, dict) and key in doc else value
     # Span metrics and service graphs go to the stack's metrics sink (wiring decides which).
     write_url = links.metrics_sink.url if links.metrics_sink else None
     if write_url:

@@ -44,8 +44,10 @@ def prod(**overrides) -> Settings:
 def test_prod_preset_turns_it_on_and_counts_follow():
     s = prod()
     assert s.high_availability
-    assert {t: s.replicas(t) for t in HA_REPLICAS} == {"alertmanager": 3, "prometheus": 2, "collector": 2}
-    for tool in ("grafana", "loki", "tempo", "mimir", "pyroscope"):
+    assert {t: s.replicas(t) for t in HA_REPLICAS} == {"alertmanager": 3, "prometheus": 2, "collector": 2,
+                                                       "tempo": 3}
+    assert prod(high_availability=False).replicas("tempo") == 1
+    for tool in ("grafana", "loki", "mimir", "pyroscope"):
         assert s.replicas(tool) == 1
     assert Settings().replicas("alertmanager") == 1  # dev
     assert prod(components={"alertmanager": {"replicas": 5}}).replicas("alertmanager") == 5
@@ -121,7 +123,8 @@ def test_collector_two_tiers():
     assert gw.replicas == tier.replicas == 2 and tier.headless == "ready"
     assert not any(p.ingest or p.publish for p in tier.ports)  # only the load balancer sends here
     assert {e.address for e in gw.talks_to} >= {"collector-sampling:4317"}
-    assert links_for(s).peers == {"prometheus": "prometheus-peers", "alertmanager": "alertmanager-peers", "collector": "collector-peers"}
+    assert links_for(s).peers == {"prometheus": "prometheus-peers", "alertmanager": "alertmanager-peers", "collector": "collector-peers",
+                                  "tempo": "tempo-peers"}
 
 
 # -- the Kubernetes backend --------------------------------------------------------------------
@@ -130,7 +133,7 @@ def test_collector_two_tiers():
 def test_every_multi_replica_workload_gets_pdb_spread_and_quorum_keeping_rollouts():
     run, workloads = scenario("prod")
     multi = {w.name: w for w in workloads if w.replicas > 1 and not w.per_node}
-    assert set(multi) == {"alertmanager", "prometheus", "collector", "collector-sampling"}
+    assert set(multi) == {"alertmanager", "prometheus", "collector", "collector-sampling", "tempo"}
     pdbs = named(run, PDB)
     assert set(pdbs) == set(multi)
     controllers = {**named(run, STS), **named(run, DEPLOYMENT)}
@@ -165,7 +168,8 @@ def test_headless_services_and_downward_env():
     run, _ = scenario("prod")
     services = named(run, SERVICE)
     assert {n for n in services if n.endswith("-peers")} == {"alertmanager-peers", "prometheus-peers",
-                                                             "collector-peers", "collector-sampling-peers"}
+                                                             "collector-peers", "collector-sampling-peers",
+                                                             "tempo-peers"}
     am = services["alertmanager-peers"].inputs["spec"]
     assert am["clusterIP"] == "None" and am["publishNotReadyAddresses"] is True
     assert {(p["port"], p["protocol"]) for p in am["ports"]} == {(9093, "TCP"), (9094, "TCP"), (9094, "UDP")}
