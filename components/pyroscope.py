@@ -16,8 +16,13 @@ from __future__ import annotations
 
 
 from .base import ToolComponent
-from .objectstorage import Bucket, bucket_for
-from .workload import Endpoint, SingleBinary
+from .objectstorage import Bucket, bucket_for, workload_fields
+from .platform import Platform
+from .wiring import Links
+from .workload import (
+    MEMBERLIST_PORT, ConfigFile, Endpoint, HealthCheck, Port, SingleBinary, Workload, flags, peers_service, to_yaml,
+    tool_workload,
+)
 from ..config.durations import go_duration
 from ..config.model import Settings
 
@@ -59,13 +64,15 @@ def _storage(bucket: Bucket) -> dict:
     return doc
 
 
-def config(settings: Settings) -> dict:
+def config(settings: Settings, links: Links) -> dict:
     doc = _filesystem_config(settings)
     bucket = bucket_for(settings, TOOL)
     if bucket is not None:
         # Blocks go to the bucket; the claim keeps the ingesters' head blocks (`pyroscopedb`,
         # uploaded when cut) and the compactor's scratch space.
         doc["storage"] = _storage(bucket)
+    if TOOL in links.peers:
+        doc.update(_replicated(links.service(TOOL), settings.replicas(TOOL)))
     return doc
 
 
@@ -82,8 +89,128 @@ def _filesystem_config(settings: Settings) -> dict:
     }
 
 
-# The registry's contract (components/registry.py): config files and workloads from `config`.
-render, workloads = BINARY.functions(lambda settings, links: config(settings))
+# --- replicated: upstream's microservices mode (issue 15) ---------------------------------------
+#
+# Pyroscope 1.21.1 documents no replicated single binary: "Monolithic mode ... is meant to be used
+# when you _only need one pyroscope instance_ as multiple instances will not share information with
+# each other" (docs reference-pyroscope-architecture/deployment-modes, where the paragraph on a
+# horizontally scaled monolith is commented out; deploy-kubernetes/helm.md says the same). Its HA
+# shape is microservices mode: one process per component, `-target=<component>`, all sharing one
+# config file ("You should use a single configuration file ... pass it ... to all components",
+# configure-server/about-configurations.md). The components are those of the Helm chart's
+# values-micro-services.yaml and of `all` (pkg/pyroscope/pyroscope.go deps) minus the optional
+# tenant-settings and ad-hoc-profiles APIs (Grafana's datasource queries the query-frontend); see
+# docs/upstream-facts.md section 16.
+#
+# Every ring is on memberlist (pyroscope.go `ApplyDynamicConfig`), the query-scheduler is found
+# through its ring (`query-scheduler.service-discovery-mode` defaults to `ring` there), and every
+# component advertises the HTTP port in its ring (pkg/pyroscope/modules.go: `ListenPort =
+# Server.HTTPListenPort`): so the only addresses in the config are the memberlist seeds, and all
+# traffic between components is on HTTP_PORT, plus memberlist.
+DISTRIBUTOR = "distributor"
+INGESTER = "ingester"
+# Component -> (keeps a claim, the components it calls on HTTP_PORT).
+COMPONENTS: dict[str, tuple[bool, tuple[str, ...]]] = {
+    DISTRIBUTOR: (False, (INGESTER,)),  # pushes, replicated to RF ingesters
+    # Head blocks until cut and uploaded (pyroscopedb.data_path).
+    INGESTER: (True, ()),
+    "query-frontend": (False, ("query-scheduler",)),  # enqueues (frontend_scheduler_worker.go)
+    "query-scheduler": (False, ()),
+    # Dequeues from the scheduler, reads ingesters and store-gateways, returns results to the
+    # frontend that enqueued (pkg/querier/worker/scheduler_processor.go `QueryResult`).
+    "querier": (False, ("query-scheduler", "query-frontend", INGESTER, "store-gateway")),
+    # Block index headers synced from the bucket (`./data/pyroscope-sync/`, on /data): "not
+    # required to be persisted ... but it's highly recommended in order to improve the
+    # store-gateway startup time" (reference, blocks_storage.bucket_store.sync_dir).
+    "store-gateway": (True, ()),
+    # Blocks downloaded for compaction (compactor.data_dir, under /data): more than an emptyDir's
+    # limit (components/targets/kubernetes.py SCRATCH_SIZE_LIMIT), so a claim too. Compactors shard
+    # the tenants' blocks over their ring: no single-compactor rule.
+    "compactor": (True, ()),
+}
+# "By default, each profile series is replicated to three ingesters ... a quorum ... is a minimum
+# of 2 with a replication factor of 3" (components/ingester.md), though the flag's default is 1
+# (`-distributor.replication-factor`, pyroscope.go overrides). The store-gateways replicate their
+# blocks shards 3 times too, as upstream's chart sets (`store-gateway.sharding-ring.replication-
+# factor: "3"`, values-micro-services.yaml; "needs be set both on the store-gateway and querier":
+# one shared config does that).
+REPLICATION_FACTOR = 3
+
+
+def component_name(service: str, component: str) -> str:
+    """The ingesters keep the tool's own name: the single binary's StatefulSet and its claim
+    (`data-pyroscope-0`, protected in prod) carry on as the first ingester's, so turning HA on
+    replaces no StatefulSet and ingester 0 uploads what the single binary had not flushed yet.
+    Pushes move to the distributor's Service (the stack's `pyroscope` output says where)."""
+    return service if component == INGESTER else f"{service}-{component}"
+
+
+def _replicated(service: str, replicas: int) -> dict:
+    rf = min(REPLICATION_FACTOR, replicas)  # two replicas cannot hold three copies
+    return {
+        # Seeds: every component's headless Service (not-ready pods too: a starting ingester
+        # joins the ring before it is ready). dskit resolves `dns+` names and re-resolves them.
+        "memberlist": {"join_members": [f"dns+{peers_service(component_name(service, c))}:{MEMBERLIST_PORT}"
+                                        for c in COMPONENTS],
+                       "bind_port": MEMBERLIST_PORT},
+        "ingester": {"lifecycler": {"ring": {"replication_factor": rf}}},
+        "store_gateway": {"sharding_ring": {"replication_factor": rf}},
+    }
+
+
+def serves_replicated(service: str) -> dict[str, Endpoint]:
+    """What the components serve (components/wiring.py asks this instead of `serves` when the tool
+    runs replicas): pushes at the distributor, queries at the query-frontend, and the metrics of
+    every component under the one `pyroscope` job (the ingesters' headless Service plus the other
+    components as tiers)."""
+    tiers = tuple(component_name(service, c) for c in COMPONENTS if c != INGESTER)
+    return {"http": Endpoint(component_name(service, DISTRIBUTOR), HTTP_PORT),
+            "metrics": Endpoint(service, HTTP_PORT, scrape=True, tiers=tiers),
+            "query": Endpoint(component_name(service, "query-frontend"), HTTP_PORT)}
+
+
+def _microservices(settings: Settings, links: Links, doc: dict) -> tuple[Workload, ...]:
+    service = links.service(TOOL)
+    text = to_yaml(doc)
+    everyone = [component_name(service, c) for c in COMPONENTS]
+    out = []
+    for component, (claim, calls) in COMPONENTS.items():
+        name = component_name(service, component)
+        storage = workload_fields(bucket_for(settings, TOOL))  # the same file, so the same store for all
+        extra_args = storage.pop("extra_args", ())
+        secret_files = storage.pop("extra_secret_files", ())
+        egress = storage.pop("egress_ports", ())
+        entry = component in (DISTRIBUTOR, "query-frontend")  # what apps and Grafana reach
+        out.append(tool_workload(
+            settings, TOOL, service=name, data_dir=DATA_DIR if claim else None, uid=UID, gid=UID,
+            args=tuple(flags({"config.file": CONFIG_PATH, "target": component}, prefix="-")) + tuple(extra_args),
+            ports=(Port("http", HTTP_PORT, publish=entry, ingest=component == DISTRIBUTOR),
+                   Port("memberlist", MEMBERLIST_PORT)),
+            health=HealthCheck.http("/ready", HTTP_PORT),
+            config_files=(ConfigFile(CONFIG_PATH, text),),
+            # Without a claim, /data (the relative `./data` defaults) is scratch space, as the
+            # chart's emptyDir `data` volume.
+            scratch=BINARY.scratch + (() if claim else (DATA_DIR,)),
+            talks_to=tuple(Endpoint(peer, MEMBERLIST_PORT, scheme="tcp") for peer in everyone)
+            + tuple(Endpoint(component_name(service, c), HTTP_PORT) for c in calls),
+            egress_ports=tuple(egress),
+            headless="all",
+            min_ready_seconds=30,
+            **({"secret_files": secret_files} if secret_files else {}),
+            **storage,
+        ))
+    return tuple(out)
+
+
+def render(settings: Settings, links: Links, platform: Platform) -> dict[str, str]:
+    return BINARY.render(config(settings, links))
+
+
+def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Workload, ...]:
+    doc = config(settings, links)
+    if TOOL in links.peers:
+        return _microservices(settings, links, doc)
+    return BINARY.workloads(settings, links, doc)
 
 
 class Pyroscope(ToolComponent):

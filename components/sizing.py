@@ -20,6 +20,9 @@ at the pinned versions: Mimir ingesters keep shipped blocks for `-blocks-storage
 period` (default 13h) on top of the 2h head; Loki's WAL holds chunks up to `max_chunk_age` (2h)
 and its TSDB shipper caches recent index; Tempo keeps flushed blocks `complete_block_timeout`
 (15m); Pyroscope cuts head blocks of `max_block_duration`. The bucket itself has no size.
+Replicated (issue 15) each replica gets that size: with replication factor 3 on 3 replicas every
+ingester holds every series/span of the window (Pyroscope's store-gateways and compactors, which
+get claims of the same size, hold less: index headers and the blocks being compacted).
 """
 
 from __future__ import annotations

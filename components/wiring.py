@@ -82,11 +82,19 @@ class Links:
         return self.served.get(tool, {}).get(role)
 
 
+def _serves(module: object, service: str, replicated: bool) -> Mapping[str, Endpoint]:
+    """A tool whose replicated shape splits it into components (Pyroscope's microservices, issue
+    15) serves its roles from other workloads then: `serves_replicated(service)`."""
+    if replicated and hasattr(module, "serves_replicated"):
+        return module.serves_replicated(service)
+    return module.serves(service)
+
+
 def resolve(settings, served_by: Mapping[str, object], names: Names = Names()) -> Links:
     """`served_by`: tool name -> its module (anything with `serves(service)`), in registry order.
     Only enabled tools serve anything; a disabled tool is linked from nowhere."""
     served = {
-        tool: module.serves(names.service(tool))
+        tool: _serves(module, names.service(tool), settings.replicas(tool) > 1)
         for tool, module in served_by.items() if settings.enabled(tool)
     }
 

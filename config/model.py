@@ -276,7 +276,7 @@ class Component(Model):
 # node's volume more replicas would be independent, diverging copies. Grafana runs 2 replicas
 # only with an external database (`grafana.database`), whatever `highAvailability` says.
 # Each storage tool joins this table when its replicated shape lands (issue 15).
-HA_REPLICAS = {"alertmanager": 3, "prometheus": 2, "collector": 2, "tempo": 3}
+HA_REPLICAS = {"alertmanager": 3, "prometheus": 2, "collector": 2, "tempo": 3, "pyroscope": 3}
 # The tools in HA_REPLICAS that keep their data in object storage when replicated.
 REPLICATED_ON_OBJECT_STORAGE = ("loki", "mimir", "tempo", "pyroscope")
 # Grafana with an external database: its sessions, users and dashboards live there (Grafana docs,

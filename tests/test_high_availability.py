@@ -26,6 +26,9 @@ PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 PROD_ALERTING = {"receivers": [{"name": "pager", "webhook": {"url": "http://pager.invalid/"}}],
                  "routes": {"critical": "pager", "warning": "pager"}}
+# Pyroscope's microservices (tests/test_ha_pyroscope.py): the ingesters keep the tool's name.
+PYROSCOPE = {"pyroscope", *(f"pyroscope-{c}" for c in ("distributor", "query-frontend", "query-scheduler", "querier",
+                                                        "store-gateway", "compactor"))}
 
 
 def named(run, typ):
@@ -45,9 +48,9 @@ def test_prod_preset_turns_it_on_and_counts_follow():
     s = prod()
     assert s.high_availability
     assert {t: s.replicas(t) for t in HA_REPLICAS} == {"alertmanager": 3, "prometheus": 2, "collector": 2,
-                                                       "tempo": 3}
+                                                       "tempo": 3, "pyroscope": 3}
     assert prod(high_availability=False).replicas("tempo") == 1
-    for tool in ("grafana", "loki", "mimir", "pyroscope"):
+    for tool in ("grafana", "loki", "mimir"):
         assert s.replicas(tool) == 1
     assert Settings().replicas("alertmanager") == 1  # dev
     assert prod(components={"alertmanager": {"replicas": 5}}).replicas("alertmanager") == 5
@@ -124,7 +127,7 @@ def test_collector_two_tiers():
     assert not any(p.ingest or p.publish for p in tier.ports)  # only the load balancer sends here
     assert {e.address for e in gw.talks_to} >= {"collector-sampling:4317"}
     assert links_for(s).peers == {"prometheus": "prometheus-peers", "alertmanager": "alertmanager-peers", "collector": "collector-peers",
-                                  "tempo": "tempo-peers"}
+                                  "tempo": "tempo-peers", "pyroscope": "pyroscope-peers"}
 
 
 # -- the Kubernetes backend --------------------------------------------------------------------
@@ -133,7 +136,7 @@ def test_collector_two_tiers():
 def test_every_multi_replica_workload_gets_pdb_spread_and_quorum_keeping_rollouts():
     run, workloads = scenario("prod")
     multi = {w.name: w for w in workloads if w.replicas > 1 and not w.per_node}
-    assert set(multi) == {"alertmanager", "prometheus", "collector", "collector-sampling", "tempo"}
+    assert set(multi) == {"alertmanager", "prometheus", "collector", "collector-sampling", "tempo", *PYROSCOPE}
     pdbs = named(run, PDB)
     assert set(pdbs) == set(multi)
     controllers = {**named(run, STS), **named(run, DEPLOYMENT)}
@@ -169,7 +172,7 @@ def test_headless_services_and_downward_env():
     services = named(run, SERVICE)
     assert {n for n in services if n.endswith("-peers")} == {"alertmanager-peers", "prometheus-peers",
                                                              "collector-peers", "collector-sampling-peers",
-                                                             "tempo-peers"}
+                                                             "tempo-peers", *(f"{n}-peers" for n in PYROSCOPE)}
     am = services["alertmanager-peers"].inputs["spec"]
     assert am["clusterIP"] == "None" and am["publishNotReadyAddresses"] is True
     assert {(p["port"], p["protocol"]) for p in am["ports"]} == {(9093, "TCP"), (9094, "TCP"), (9094, "UDP")}

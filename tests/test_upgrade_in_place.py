@@ -85,9 +85,16 @@ def test_a_stack_of_the_previous_release_upgrades_without_replacing_data(previou
     # The prod preset now turns highAvailability on (issue 14): the only new volumes are the
     # claims of the new replicas (`<tool>-data-<ordinal>`, ordinal >= 1); no StatefulSet is
     # created or replaced (podManagementPolicy and serviceName stay as they were).
+    # Pyroscope's replicated shape (issue 15) is upstream's microservices: its store-gateways and
+    # compactors are new StatefulSets with claims of their own; the ingesters carry on as the old
+    # `pyroscope` StatefulSet.
+    new_components = [c for c in created if c[0] in VOLUME_KINDS
+                      and re.search(r"::pyroscope-(compactor|store-gateway)(-data(-\d+)?)?$", c[1])]
     new_replica_claims = [c for c in created if c[0] == "kubernetes:core/v1:PersistentVolumeClaim"
-                          and re.search(r"-data-[1-9]$", c[1])]
-    assert not [c for c in created if c[0] in VOLUME_KINDS and c not in new_replica_claims], created
-    assert len(new_replica_claims) == 3, new_replica_claims  # alertmanager 1, 2; prometheus 1
+                          and re.search(r"-data-[1-9]$", c[1]) and c not in new_components]
+    assert not [c for c in created if c[0] in VOLUME_KINDS and c not in new_replica_claims + new_components], created
+    # alertmanager 1, 2; prometheus 1; tempo 1, 2; pyroscope (the ingesters) 1, 2
+    assert len(new_replica_claims) == 7, new_replica_claims
+    assert len(new_components) == 2 * (1 + 3), new_components  # 2 StatefulSets, 3 claims each
     assert result.change_summary.get(auto.OpType.DELETE, 0) == 0
     print(f"\nupgrade from {PREVIOUS_RELEASE}: {dict(result.change_summary)}; replaced {sorted({t for t, _ in replaced})}")
