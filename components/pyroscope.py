@@ -110,10 +110,12 @@ def _filesystem_config(settings: Settings) -> dict:
 DISTRIBUTOR = "distributor"
 INGESTER = "ingester"
 # Component -> (keeps a claim, the components it calls on HTTP_PORT).
+# The ingester comes first: the first workload is the tool's own (components/base.py), whose
+# Pulumi resources keep the single binary's logical names.
 COMPONENTS: dict[str, tuple[bool, tuple[str, ...]]] = {
-    DISTRIBUTOR: (False, (INGESTER,)),  # pushes, replicated to RF ingesters
     # Head blocks until cut and uploaded (pyroscopedb.data_path).
     INGESTER: (True, ()),
+    DISTRIBUTOR: (False, (INGESTER,)),  # pushes, replicated to RF ingesters
     "query-frontend": (False, ("query-scheduler",)),  # enqueues (frontend_scheduler_worker.go)
     "query-scheduler": (False, ()),
     # Dequeues from the scheduler, reads ingesters and store-gateways, returns results to the
@@ -180,12 +182,14 @@ def _microservices(settings: Settings, links: Links, doc: dict) -> tuple[Workloa
         extra_args = storage.pop("extra_args", ())
         secret_files = storage.pop("extra_secret_files", ())
         egress = storage.pop("egress_ports", ())
-        entry = component in (DISTRIBUTOR, "query-frontend")  # what apps and Grafana reach
+        # Published: the distributor's `http` (pushes: the stack's Pyroscope URL) and the
+        # query-frontend's `query` (the API and UI); distinct names, so each keeps its URL.
+        port = Port("query" if component == "query-frontend" else "http", HTTP_PORT,
+                    publish=component in (DISTRIBUTOR, "query-frontend"), ingest=component == DISTRIBUTOR)
         out.append(tool_workload(
             settings, TOOL, service=name, data_dir=DATA_DIR if claim else None, uid=UID, gid=UID,
             args=tuple(flags({"config.file": CONFIG_PATH, "target": component}, prefix="-")) + tuple(extra_args),
-            ports=(Port("http", HTTP_PORT, publish=entry, ingest=component == DISTRIBUTOR),
-                   Port("memberlist", MEMBERLIST_PORT)),
+            ports=(port, Port("memberlist", MEMBERLIST_PORT)),
             health=HealthCheck.http("/ready", HTTP_PORT),
             config_files=(ConfigFile(CONFIG_PATH, text),),
             # Without a claim, /data (the relative `./data` defaults) is scratch space, as the

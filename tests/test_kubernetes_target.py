@@ -94,9 +94,13 @@ def test_prod_inventory():
     """The documented prod layout (docs/kubernetes.md): every tool, one per-node log agent."""
     run, workloads = scenario("prod")
     assert {w.name for w in workloads} >= set(TOOLS)
-    assert set(by_object_name(run, STS)) == {"prometheus", "alertmanager", "loki", "tempo", "mimir", "pyroscope", "grafana"}
-    # highAvailability (the prod preset): the collector in two tiers.
-    assert set(by_object_name(run, DEPLOYMENT)) == {"collector", "collector-sampling", "kube-state-metrics"}
+    assert set(by_object_name(run, STS)) == {"prometheus", "alertmanager", "loki", "tempo", "mimir", "pyroscope", "grafana",
+                                             "pyroscope-store-gateway", "pyroscope-compactor"}
+    # highAvailability (the prod preset): the collector in two tiers; Pyroscope's stateless
+    # microservices (its ingesters are the `pyroscope` StatefulSet).
+    assert set(by_object_name(run, DEPLOYMENT)) == {"collector", "collector-sampling", "kube-state-metrics",
+                                                    "pyroscope-distributor", "pyroscope-querier",
+                                                    "pyroscope-query-frontend", "pyroscope-query-scheduler"}
     assert sorted(w.name for w in workloads if w.per_node) == sorted(
         r.inputs["metadata"]["name"] for r in run.of_type(DAEMONSET))
     assert {w.name for w in workloads if w.per_node} == {"collector-logs", "node-exporter"}
@@ -458,7 +462,10 @@ def test_services_cluster_ip_by_default_and_in_cluster_urls():
     assert run.outputs["internalUrls"]["loki"] == "http://loki:3100"
     env = run.outputs["telemetryEnv"]
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector.observability.svc.cluster.local:4317"
-    assert env["PYROSCOPE_SERVER_ADDRESS"] == "http://pyroscope.observability.svc.cluster.local:4040"
+    # Replicated Pyroscope (microservices, issue 15): pushes go to the distributor, queries to the
+    # query-frontend (both published).
+    assert env["PYROSCOPE_SERVER_ADDRESS"] == "http://pyroscope-distributor.observability.svc.cluster.local:4040"
+    assert urls["pyroscope"]["query"] == "http://pyroscope-query-frontend.observability.svc.cluster.local:4040"
     # Every ingest port has an in-cluster URL.
     for w in workloads:
         for p in w.ports:
@@ -573,6 +580,14 @@ def test_network_policies_cover_every_declared_flow_and_nothing_else(name):
         for names, port in dns_discovery(yaml.safe_load(f.content))
         for host in names if workload_of(host) in by_name
     }
+    # Flows between components that find each other through a ring, so no config names the
+    # address: Pyroscope's microservices (docs/upstream-facts.md section 16; every ring advertises
+    # the HTTP port): distributor -> ingesters, frontend -> scheduler, querier -> scheduler,
+    # frontend, ingesters, store-gateways.
+    ring_flows = {("pyroscope-distributor", "pyroscope", 4040), ("pyroscope-query-frontend", "pyroscope-query-scheduler", 4040),
+                  ("pyroscope-querier", "pyroscope-query-scheduler", 4040), ("pyroscope-querier", "pyroscope-query-frontend", 4040),
+                  ("pyroscope-querier", "pyroscope", 4040), ("pyroscope-querier", "pyroscope-store-gateway", 4040)}
+    declared |= {f for f in ring_flows if f[0] in by_name}
     assert declared, "the stack declares flows"
     assert _flows(policies, "ingress") == declared
     assert _flows(policies, "egress") == declared
@@ -612,7 +627,7 @@ def test_network_policies_cover_every_declared_flow_and_nothing_else(name):
             assert len(external) == 1 and {p["port"] for p in external[0]["ports"]} == {443, 6443}
         elif owner == "alertmanager":
             assert len(external) == 1 and all(peer.get("ipBlock") for peer in external[0]["to"])
-        elif owner in ("loki", "tempo", "mimir", "pyroscope") and stores_in_bucket:
+        elif (owner in ("loki", "tempo", "mimir", "pyroscope") or owner.startswith("pyroscope-")) and stores_in_bucket:
             # The object store (the committed prod stacks' example S3 bucket: HTTPS).
             assert [{p["port"] for p in rule["ports"]} for rule in external] == [{443}], owner
             assert all(peer.get("ipBlock") for peer in external[0]["to"])

@@ -229,10 +229,13 @@ def test_workload():
     assert wl.port("http").port == 9090 and wl.port("http").publish
     assert wl.discovers_pods
     # Every enabled tool but itself and the per-node exporter (scraped at node addresses), and the
-    # collector's sampling tier (scraped under the `collector` job; highAvailability).
+    # collector's sampling tier (scraped under the `collector` job; highAvailability), and
+    # Pyroscope's microservices (scraped under the `pyroscope` job).
     prod = settings_for("prod-receivers")
+    pyroscope = {f"pyroscope-{c}" for c in ("distributor", "query-frontend", "query-scheduler", "querier",
+                                            "store-gateway", "compactor")}
     assert {e.service for e in wl.talks_to} == {job_name(t) for t in ALL_TOOLS if prod.enabled(t)} - {
-        "prometheus", "node-exporter"} | {"collector-sampling"}
+        "prometheus", "node-exporter"} | {"collector-sampling"} | pyroscope
     assert {10250, 9100} <= set(wl.egress_ports)
     paths = {f.path for f in wl.config_files}
     assert "/etc/prometheus/prometheus.yml" in paths

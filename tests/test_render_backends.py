@@ -401,7 +401,8 @@ def _all_workloads(s):
 def test_images_pinned_from_version_table(scenario):
     table = pinned_versions()["images"]
     for w in _all_workloads(settings_for(scenario)):
-        tool = "collector" if w.name.startswith("collector") else w.name
+        tool = next(t for t in ("collector", "pyroscope") if w.name.startswith(t)) if w.name.startswith(
+            ("collector", "pyroscope")) else w.name
         assert w.image == f"{table[tool]['repository']}:{table[tool]['tag']}"
         assert not w.image.endswith(":latest")
     mirrored = custom(registryMirror="mirror.example.com/hub", components={"loki": {"version": "3.6.4"}})
