@@ -12,15 +12,13 @@ from __future__ import annotations
 import pytest
 
 from observability_stack.components.render import workloads_of
-from observability_stack.components.targets.kubernetes import selector_labels
 from observability_stack.config import ConfigError, Settings
-from tests.harness import scenario
+from tests.harness import assert_gossip_only_between_peers, scenario
 from tests.scenarios import EXAMPLE_BUCKET
 
 STS = "kubernetes:apps/v1:StatefulSet"
 SERVICE = "kubernetes:core/v1:Service"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
-NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 ALERTING = {"receivers": [{"name": "pager", "webhook": {"url": "http://pager.invalid/"}}],
             "routes": {"critical": "pager", "warning": "pager"}}
 DB = "postgres://grafana:pw@db.example.com:5432/grafana"
@@ -84,11 +82,4 @@ def test_manifests_pdb_peers_service_and_gossip_only_between_grafanas():
     assert pdb["maxUnavailable"] == 1
     peers = named(run, SERVICE)["grafana-peers"].inputs["spec"]
     assert peers["clusterIP"] == "None" and peers["publishNotReadyAddresses"] is True
-    spec = named(run, NETPOL)["grafana"].inputs["spec"]
-    me = [{"podSelector": {"matchLabels": selector_labels("grafana")}}]
-    gossip = [{"protocol": "TCP", "port": 9094}, {"protocol": "UDP", "port": 9094}]
-    assert {"from": me, "ports": gossip} in spec["ingress"]
-    assert {"to": me, "ports": gossip} in spec["egress"]
-    for rule in spec["ingress"]:
-        if any(p["port"] == 9094 for p in rule["ports"]):
-            assert rule["from"] == me
+    assert_gossip_only_between_peers(run, "grafana", 9094)
