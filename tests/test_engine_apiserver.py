@@ -120,9 +120,11 @@ def test_up_is_admitted_by_the_api_server(deployed):
     policies = api.names(f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies")
     configmaps = api.names(f"/api/v1/namespaces/{NS}/configmaps") - {"kube-root-ca.crt"}
     secrets = api.names(f"/api/v1/namespaces/{NS}/secrets")
-    assert len(statefulsets) == 7, statefulsets
-    # One claim per replica: prod runs highAvailability (Alertmanager x3, Prometheus x2).
-    assert len(claims) == 10, claims
+    # + Pyroscope's store-gateway and compactor (its microservices, issue 15).
+    assert len(statefulsets) == 9, statefulsets
+    # One claim per replica: prod runs highAvailability (Alertmanager x3, Prometheus x2, Tempo x3,
+    # Pyroscope's ingesters, store-gateways and compactors x3).
+    assert len(claims) == 20, claims
     assert services and policies and configmaps and secrets, (services, policies, configmaps, secrets)
     assert api.names(f"/apis/apps/v1/namespaces/{NS}/daemonsets")
     assert api.names(f"/apis/apps/v1/namespaces/{NS}/deployments")
@@ -136,25 +138,35 @@ def test_high_availability_objects_are_admitted(deployed):
     holds them."""
     _, _, _, api, _ = deployed
     pdbs = {p["metadata"]["name"]: p for p in api.items(f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets")}
-    assert set(pdbs) == {"alertmanager", "prometheus", "collector", "collector-sampling"}, set(pdbs)
+    pyroscope = {"pyroscope", *(f"pyroscope-{c}" for c in ("distributor", "query-frontend", "query-scheduler",
+                                                            "querier", "store-gateway", "compactor"))}
+    assert set(pdbs) == {"alertmanager", "prometheus", "collector", "collector-sampling", "tempo", *pyroscope}, set(pdbs)
     assert all(p["spec"]["maxUnavailable"] == 1 for p in pdbs.values())
     workloads = {w["metadata"]["name"]: w for path in ("statefulsets", "deployments")
                  for w in api.items(f"/apis/apps/v1/namespaces/{NS}/{path}")}
     for name in pdbs:
         spec = workloads[name]["spec"]
-        assert spec["replicas"] == {"alertmanager": 3}.get(name, 2), name
+        assert spec["replicas"] == (3 if name in {"alertmanager", "tempo", *pyroscope} else 2), name
         keys = [c["topologyKey"] for c in spec["template"]["spec"]["topologySpreadConstraints"]]
         assert keys == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"], name
     assert workloads["alertmanager"]["spec"]["podManagementPolicy"] == "OrderedReady"
     services = {s["metadata"]["name"]: s for s in api.items(f"/api/v1/namespaces/{NS}/services")}
     headless = {n: s for n, s in services.items() if n.endswith("-peers")}
-    assert set(headless) == {"alertmanager-peers", "prometheus-peers", "collector-peers", "collector-sampling-peers"}
+    assert set(headless) == {"alertmanager-peers", "prometheus-peers", "collector-peers", "collector-sampling-peers",
+                             "tempo-peers", *(f"{n}-peers" for n in pyroscope)}
     assert all(s["spec"]["clusterIP"] == "None" for s in headless.values())
     assert headless["alertmanager-peers"]["spec"].get("publishNotReadyAddresses") is True
     am = next(p for p in api.items(f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies")
               if p["metadata"]["name"] == "alertmanager")
     gossip = [r for r in am["spec"]["ingress"] if any(p["port"] == 9094 for p in r["ports"])]
     assert [sorted(p["protocol"] for p in r["ports"]) for r in gossip] == [["TCP", "UDP"]]
+    # Issue 15: memberlist (7946, TCP) between Tempo's replicas and between Pyroscope's components.
+    policies = {p["metadata"]["name"]: p for p in api.items(f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies")}
+    for name in ("tempo", *pyroscope):
+        ring = [r for r in policies[name]["spec"]["ingress"] if any(p["port"] == 7946 for p in r["ports"])]
+        assert ring and all(p["protocol"] == "TCP" for r in ring for p in r["ports"]), name
+        assert headless[f"{name}-peers"]["spec"].get("publishNotReadyAddresses") is True, name
+        assert 7946 in {p["port"] for p in headless[f"{name}-peers"]["spec"]["ports"]}, name
     FIGURES["HA objects"] = len(pdbs) + len(headless)
 
 
