@@ -89,7 +89,7 @@ def test_a_stack_of_the_previous_release_upgrades_without_replacing_data(previou
     # compactors are new StatefulSets with claims of their own; the ingesters carry on as the old
     # `pyroscope` StatefulSet.
     new_components = [c for c in created if c[0] in VOLUME_KINDS
-                      and re.search(r"::pyroscope-(compactor|store-gateway)(-data(-\d+)?)?$", c[1])]
+                      and re.search(r"-pyroscope-(compactor|store-gateway)-(statefulset|data(-\d+)?)$", c[1])]
     new_replica_claims = [c for c in created if c[0] == "kubernetes:core/v1:PersistentVolumeClaim"
                           and re.search(r"-data-[1-9]$", c[1]) and c not in new_components]
     assert not [c for c in created if c[0] in VOLUME_KINDS and c not in new_replica_claims + new_components], created
