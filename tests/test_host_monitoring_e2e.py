@@ -121,7 +121,7 @@ def host_args(workload, listen: str) -> list[str]:
     return out
 
 
-def as_workload_user(binary: str, workload, workdir: Path) -> list[str]:
+def as_workload_user(binary: str, workload, cleanup: contextlib.ExitStack) -> list[str]:
     """argv running `binary` as the workload's uid/gid when the test runs as root (the container
     never runs it as root; node_exporter warns when it is)."""
     if os.geteuid() != 0:
@@ -129,13 +129,21 @@ def as_workload_user(binary: str, workload, workdir: Path) -> list[str]:
     setpriv = shutil.which("setpriv")
     if not setpriv:
         pytest.fail("setpriv (util-linux) not found: needed to run node_exporter as its workload's uid")
-    # The build cache may sit under root's home, which the workload's uid cannot traverse.
-    workdir.mkdir(mode=0o755)
+    # The build cache (root's home) and pytest's temp dirs are mode 0700: the workload's uid gets
+    # a copy in a directory of its own under the system temp dir, removed afterwards.
+    workdir = Path(tempfile.mkdtemp(prefix="obs-node-exporter-"))
+    cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
     workdir.chmod(0o755)
     copy = workdir / "node_exporter"
     shutil.copy2(binary, copy)
     copy.chmod(0o755)
     return [setpriv, f"--reuid={workload.uid}", f"--regid={workload.gid}", "--clear-groups", "--", str(copy)]
+
+
+def uids(pid: int) -> set[int]:
+    """Real, effective, saved and filesystem uids of a process."""
+    line = next(l for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("Uid:"))
+    return {int(u) for u in line.split()[1:]}
 
 
 def free_fraction(path: str) -> float:
@@ -248,9 +256,11 @@ def run(tmp_path_factory):
         (ne_w,) = workloads_of("node_exporter", settings)
         ne_addr = f"127.0.0.1:{free_port()}"
         ne_proc = stack.enter_context(Process(
-            "node_exporter", [*as_workload_user(ne_bin, ne_w, tmp / "bin"), *host_args(ne_w, ne_addr)],
+            "node_exporter", [*as_workload_user(ne_bin, ne_w, stack), *host_args(ne_w, ne_addr)],
             tmp / "node_exporter.log"))
         ne_proc.wait_ready(f"http://{ne_addr}/metrics")
+        if os.geteuid() == 0:  # setpriv exec'd node_exporter in place: same pid, the workload's uid
+            assert uids(ne_proc.proc.pid) == {ne_w.uid}, uids(ne_proc.proc.pid)
 
         threshold = round(free_fraction(MOUNT) + MARGIN, 4)
         prom_addr, am_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
