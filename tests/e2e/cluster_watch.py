@@ -172,7 +172,8 @@ def local_ksm_args(args: Sequence[str], kubeconfig: Path, port: int, telemetry_p
 
 # --- the whole run ---------------------------------------------------------------------------
 
-SCALE = 60  # `for: 15m` waits 15 s (tests/e2e/localize.py scales rule `for:` and route timers)
+SCALE = 150  # `for: 15m` waits 6 s, evaluation every 100 ms (tests/e2e/localize.py scales rule `for:`,
+#               group and evaluation intervals and the route timers alike)
 SCRAPE_INTERVAL = "1s"
 WAIT_S = 90  # for every expected alert to reach Alertmanager and the warning receiver
 
@@ -311,13 +312,17 @@ def watch_cluster(apiserver, namespace: str, tmp: Path) -> Watched:
             result = http_get_json(f"{prom}/api/v1/query?query=" + urllib.parse.quote(f"{metric}{{{job}}}"))
             series[metric] = len(result["data"]["result"])
         up = http_get_json(f"{prom}/api/v1/query?query=" + urllib.parse.quote(f"up{{{job}}}"))["data"]["result"]
-        return Watched(
+        watched = Watched(
             statefulsets=statefulsets, deployments=deployments, pods=pods, warning_receiver=warning,
             alerts=http_get_json(f"{am}/api/v2/alerts?active=true"), deliveries=deliveries.all(),
             probes=probes, series=series, up=float(up[0]["value"][1]) if up else -1.0, ksm_log=ksm.output(200_000),
             forbidden_secrets=_as_token(apiserver.server, apiserver.pki, kubeconfig,
                                         f"/api/v1/namespaces/{namespace}/secrets"),
             seconds=time.monotonic() - started)
+    # Unscheduled pods are deleted at once (no kubelet to confirm): nothing is left for the
+    # tests after this one.
+    assert not api.names(f"/api/v1/namespaces/{namespace}/pods"), "pods made by pending_pods are left"
+    return watched
 
 
 def expected_alerts(namespace: str, statefulsets: set[str], deployments: set[str],
