@@ -21,6 +21,11 @@ Flow: prod's config (passphrase "example") with the generated kubeconfig, Storag
    bound claims only), then a retention and ingest change `up` grows them in place, no claim, StatefulSet
    or Service is replaced, and the API server holds the larger requests;
 4. `destroy` succeeds and leaves only what is retained on delete: the namespace and the claims.
+
+Between 2 and 3, on the objects that `up` created (issue 13; no second `up`): the cluster watching
+itself (kube-state-metrics as its own ServiceAccount, scraped by the rendered Prometheus job, the
+workload alerts reaching Alertmanager; tests/e2e/cluster_watch.py) and every ServiceAccount's
+RBAC as the API server's authorizer answers SubjectAccessReviews.
 """
 
 from __future__ import annotations
@@ -37,6 +42,12 @@ from scripts.engine import open_stack
 from tests.harness import ROOT
 from tests.kube import APIServer, apiserver  # noqa: F401  (fixture)
 from tests.enginekit import PROTECTED_KINDS, Events, work_dir
+from tests.e2e.cluster_watch import Watched, access_review, expected_alerts, rule_cases, watch_cluster
+from tests.e2e.local_stack import delivered
+from tests.scenarios import settings_for
+from observability_stack.components.registry import TOOLS
+from observability_stack.components.render import workloads_of
+from observability_stack.components.targets import kubernetes
 
 pytestmark = pytest.mark.engine
 NS = "observability"
@@ -162,6 +173,99 @@ def test_preview_right_after_up_shows_no_changes(deployed):
     _, _, stack, _, _ = deployed
     result = stack.preview(on_output=lambda _: None)
     assert set(result.change_summary) == {auto.OpType.SAME}, result.change_summary
+
+
+# --- issue 13: the cluster watching itself, and every ServiceAccount's RBAC ---------------------
+# Run here, on the objects `up` just created, instead of a second `up` (tests/e2e/cluster_watch.py).
+
+# Just outside what any tool of the stack needs, asked for every ServiceAccount `up` created.
+REFUSED = (
+    {"verb": "get", "resource": "secrets", "namespace": NS},
+    {"verb": "list", "resource": "secrets"},
+    {"verb": "watch", "resource": "secrets"},
+    {"verb": "get", "resource": "configmaps", "namespace": NS},
+    {"verb": "create", "resource": "pods", "namespace": NS},
+    {"verb": "create", "resource": "pods", "subresource": "exec", "namespace": NS},
+    {"verb": "get", "resource": "nodes", "subresource": "proxy"},
+    {"verb": "create", "resource": "serviceaccounts", "subresource": "token", "namespace": NS},
+    {"verb": "delete", "group": "apps", "resource": "statefulsets", "namespace": NS},
+    {"verb": "escalate", "group": "rbac.authorization.k8s.io", "resource": "clusterroles"},
+)
+WRITES = ("create", "update", "patch", "delete")
+
+
+@pytest.fixture(scope="module")
+def watched(deployed, apiserver: APIServer, tmp_path_factory) -> Watched:
+    """kube-state-metrics as its ServiceAccount, Prometheus and Alertmanager as rendered, run
+    until the alerts arrive; all stopped (and the pods it made deleted) before the tests read."""
+    result = watch_cluster(apiserver, NS, tmp_path_factory.mktemp("cluster-watch"))
+    FIGURES["cluster watch s"] = result.seconds
+    return result
+
+
+def test_kube_state_metrics_probe_paths_answer(watched: Watched):
+    """The workload's probe (liveness and readiness: /livez on the metrics port, which asks the API
+    server's /livez as the ServiceAccount) and upstream's other two answer 200 on v2.19.1."""
+    assert watched.probes == {"workload probe": 200, "metrics /livez": 200, "metrics /healthz": 200,
+                              "telemetry /readyz": 200}
+
+
+def test_kube_state_metrics_reads_every_kind_with_its_own_service_account(watched: Watched):
+    assert watched.up == 1.0
+    assert watched.series["kube_statefulset_replicas"] == len(watched.statefulsets)
+    assert watched.series["kube_deployment_spec_replicas"] == len(watched.deployments)
+    assert watched.series["kube_pod_owner"] >= len(watched.pods)
+    for metric in ("kube_pod_status_phase", "kube_namespace_status_phase", "kube_persistentvolumeclaim_info",
+                   "kube_daemonset_status_desired_number_scheduled"):
+        assert watched.series[metric] > 0, (metric, watched.series)
+    # Every list/watch it makes is allowed: the API server refuses with "forbidden".
+    assert "forbidden" not in watched.ksm_log.lower(), watched.ksm_log[-4000:]
+    assert watched.forbidden_secrets == 403
+
+
+def test_replicas_and_not_ready_alerts_reach_alertmanager(watched: Watched):
+    """No kubelet or controller: every StatefulSet and Deployment of the stack lacks replicas, and
+    the pods made for the StatefulSets stay Pending; each alert carries the namespace and the
+    object's name, and the warning route delivers it."""
+    held = [a["labels"] for a in watched.alerts]
+    for want in expected_alerts(NS, watched.statefulsets, watched.deployments, watched.pods):
+        assert any(all(h.get(k) == v for k, v in want.items()) for h in held), (want, held)
+    assert len(watched.statefulsets) == 7 and watched.deployments and len(watched.pods) == 7
+    names = {labels["alertname"] for d in watched.deliveries if d.receiver == watched.warning_receiver
+             for labels in delivered(d)}
+    assert {"KubeStatefulSetReplicasMismatch", "KubeDeploymentReplicasMismatch", "KubePodNotReady"} <= names
+    FIGURES["k8s alerts at Alertmanager"] = sum(a["labels"]["alertname"].startswith("Kube") for a in watched.alerts)
+
+
+def test_every_service_account_may_do_what_its_tool_needs_and_no_more(deployed):
+    """SubjectAccessReviews answered by the real API server's RBAC authorizer: each ServiceAccount
+    may do every (verb, resource) of its workload's rendered ClusterRole rules, no write on those
+    resources, and nothing in REFUSED; one without rules may not even list pods."""
+    _, _, _, api, _ = deployed
+    settings = settings_for("prod")
+    needs = {w.name: kubernetes.cluster_rules(w) if w.uses_kubernetes_api else []
+             for tool in TOOLS if settings.enabled(tool.name) for w in workloads_of(tool.name, settings)}
+    accounts = api.names(f"/api/v1/namespaces/{NS}/serviceaccounts") - {"default"}
+    assert accounts == set(needs), (accounts, set(needs))
+    assert {n for n, rules in needs.items() if rules} >= {"prometheus", "kube-state-metrics"}
+    wrong, asked = [], 0
+    for account, rules in sorted(needs.items()):
+        user = f"system:serviceaccount:{NS}:{account}"
+        granted = rule_cases(rules)
+        for case in granted:
+            for namespace in (None,) if "path" in case else (None, NS):
+                asked += 1
+                if not access_review(api, user, **case, namespace=namespace):
+                    wrong.append((account, "refused", case, namespace))
+        refused = list(REFUSED) + [{**c, "verb": verb} for c in granted if "path" not in c for verb in WRITES]
+        if not rules:
+            refused += [{"verb": "list", "resource": "pods"}, {"verb": "list", "resource": "nodes"}]
+        for case in refused:
+            asked += 1
+            if access_review(api, user, **case):
+                wrong.append((account, "allowed", case))
+    assert not wrong, wrong
+    FIGURES["access reviews"] = asked
 
 
 def test_retention_change_grows_claims_in_place(deployed):
