@@ -16,6 +16,7 @@ the historical Loki user; we set it explicitly and the backends own `/loki` acco
 from __future__ import annotations
 
 
+from . import kube_events
 from .base import ToolComponent
 from .objectstorage import Bucket, bucket_for
 from .workload import Endpoint, SingleBinary
@@ -133,6 +134,14 @@ def _filesystem_config(settings: Settings) -> dict:
             # OTLP ingest stores resource/log attributes (trace_id, span_id, level, ...) as
             # structured metadata; needs schema v13 + TSDB (above).
             "allow_structured_metadata": True,
+            # Kubernetes events (components/kube_events.py): the event's involved-object kind,
+            # reason and type become index labels, on top of Loki's default resource attributes
+            # (`ignore_defaults` stays false: service.name, k8s.namespace.name, ... stay labels;
+            # pkg/loghttp/push/otlp_config.go at 3.7.6 prepends them). Only the events collector
+            # sets these attributes; a stack without it never creates these labels.
+            "otlp_config": {"resource_attributes": {"attributes_config": [
+                {"action": "index_label", "attributes": list(kube_events.INDEX_LABEL_ATTRIBUTES)},
+            ]}},
         },
         "analytics": {"reporting_enabled": False},
     }

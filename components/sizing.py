@@ -130,6 +130,9 @@ BASE: dict[str, tuple[str, str, str, str]] = {
     "collector": ("100m", "128Mi", "500m", "256Mi"),
     # The per-node log agent: its load is the node's log volume, not the gateway's spans.
     "collector-logs": ("100m", "128Mi", "500m", "256Mi"),
+    # The Kubernetes events watcher: one watch, no cache (the receiver keeps no objects); 75 MiB
+    # RSS measured in tests/test_kube_events_e2e.py (0.141.0, idle test cluster).
+    "collector-events": ("50m", "96Mi", "250m", "192Mi"),
     # Host and cluster exporters (issue 13): kube-prometheus' figures (node-exporter 102m/180Mi,
     # 250m/180Mi; kube-state-metrics 10m/190Mi, 100m/250Mi), trimmed where ours do less (no
     # kube-rbac-proxy sidecar; kube-state-metrics limited to the kinds the rules use).
@@ -234,7 +237,7 @@ def derived_memory(settings: Settings, tool: str) -> Optional[tuple[float, float
 
 def resources(settings: Settings, tool: str) -> "Resources":
     """Requests and limits of `tool`'s workload, by the rule at the top of this section."""
-    component = "collector" if tool == "collector-logs" else tool
+    component = "collector" if tool in ("collector-logs", "collector-events") else tool
     given = getattr(settings.components, component).resources
     cpu_req, mem_req, cpu_lim, mem_lim = BASE[tool]
     derived = derived_memory(settings, tool)

@@ -501,7 +501,9 @@ class Kubernetes(Model):
     )
     cluster_monitoring: bool = Field(
         True, description="Scrape the kubelets (with cAdvisor and probes) and the API server, with "
-                          "the cluster-wide read access that needs (nodes, nodes/metrics, /metrics).",
+                          "the cluster-wide read access that needs (nodes, nodes/metrics, /metrics); "
+                          "with the collector and Loki, also ship the cluster's Events to Loki "
+                          "(`collector-events`: one replica, list/watch on events).",
     )
 
 

@@ -116,9 +116,12 @@ def test_collector_two_tiers():
     assert gateway["service"]["pipelines"]["metrics"]["exporters"] == ["prometheusremotewrite"]
     assert sampling["service"]["pipelines"] == {"traces": {
         "receivers": ["otlp"], "processors": ["memory_limiter", "tail_sampling", "batch"], "exporters": ["otlp/tempo"]}}
-    gw, tier, agent = workloads_of("collector", s)
-    assert (gw.name, tier.name, agent.name) == ("collector", "collector-sampling", "collector-logs")
+    gw, tier, events, agent = workloads_of("collector", s)
+    assert (gw.name, tier.name, events.name, agent.name) == (
+        "collector", "collector-sampling", "collector-events", "collector-logs")
     assert gw.replicas == tier.replicas == 2 and tier.headless == "ready"
+    # The Kubernetes events watcher stays one: two would ship every event twice.
+    assert events.replicas == 1 and not events.headless
     assert not any(p.ingest or p.publish for p in tier.ports)  # only the load balancer sends here
     assert {e.address for e in gw.talks_to} >= {"collector-sampling:4317"}
     assert links_for(s).peers == {"prometheus": "prometheus-peers", "alertmanager": "alertmanager-peers", "collector": "collector-peers"}

@@ -95,8 +95,9 @@ def test_prod_inventory():
     run, workloads = scenario("prod")
     assert {w.name for w in workloads} >= set(TOOLS)
     assert set(by_object_name(run, STS)) == {"prometheus", "alertmanager", "loki", "tempo", "mimir", "pyroscope", "grafana"}
-    # highAvailability (the prod preset): the collector in two tiers.
-    assert set(by_object_name(run, DEPLOYMENT)) == {"collector", "collector-sampling", "kube-state-metrics"}
+    # highAvailability (the prod preset): the collector in two tiers; the events watcher (one).
+    assert set(by_object_name(run, DEPLOYMENT)) == {"collector", "collector-sampling", "collector-events",
+                                                    "kube-state-metrics"}
     assert sorted(w.name for w in workloads if w.per_node) == sorted(
         r.inputs["metadata"]["name"] for r in run.of_type(DAEMONSET))
     assert {w.name for w in workloads if w.per_node} == {"collector-logs", "node-exporter"}
@@ -212,9 +213,10 @@ def test_every_container_is_hardened(name):
 def test_service_account_tokens_only_for_pod_discovery():
     run, workloads = scenario("prod")
     assert {w.name for w in workloads if w.discovers_pods} == {"prometheus"}
-    # Kubernetes API clients: Prometheus and kube-state-metrics (RBAC in their ClusterRoles).
+    # Kubernetes API clients: Prometheus, kube-state-metrics and the events collector (RBAC in
+    # their ClusterRoles).
     discovering = {w.name for w in workloads if w.uses_kubernetes_api}
-    assert discovering == {"prometheus", "kube-state-metrics"}
+    assert discovering == {"prometheus", "kube-state-metrics", "collector-events"}
     for r in run.of_type("kubernetes:core/v1:ServiceAccount"):
         name = r.inputs["metadata"]["name"]
         assert r.inputs["automountServiceAccountToken"] is (name in discovering)
@@ -240,6 +242,10 @@ def test_service_account_tokens_only_for_pod_discovery():
          "verbs": ["list", "watch"]},
         {"apiGroups": ["apps"], "resources": ["daemonsets", "deployments", "statefulsets"], "verbs": ["list", "watch"]},
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch"]},
+    ]
+    # The events collector: list and watch on Events, nothing else.
+    assert roles["observability-collector-events-cluster-read"] == [
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["list", "watch"]},
     ]
 
 
@@ -608,7 +614,7 @@ def test_network_policies_cover_every_declared_flow_and_nothing_else(name):
             # Kubelets (10250) and node-exporter (9100) listen on node addresses.
             assert {9100, 10250} <= {p["port"] for p in external[2]["ports"]}
             assert all(peer.get("ipBlock") for rule in external[1:] for peer in rule["to"])
-        elif owner == "kube-state-metrics":
+        elif owner in ("kube-state-metrics", "collector-events"):
             assert len(external) == 1 and {p["port"] for p in external[0]["ports"]} == {443, 6443}
         elif owner == "alertmanager":
             assert len(external) == 1 and all(peer.get("ipBlock") for peer in external[0]["to"])
