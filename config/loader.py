@@ -355,7 +355,7 @@ def _replica_problems(s: Settings) -> list[str]:
                             f"replicates only with its data in object storage; on one node's volume the "
                             f"replicas would be diverging copies)")
         elif count < QUORUM_REPLICAS.get(tool, 0):
-            problems.append(f"{where}: {count} is not allowed ({tool} writes each stream to 3 replicas and "
+            problems.append(f"{where}: {count} is not allowed ({tool} writes everything to 3 replicas and "
                             f"needs 2 of them, so {count} replicas stop at the first one lost; use 1 or at "
                             f"least {QUORUM_REPLICAS[tool]})")
         if s.target == "docker" and (tool in HA_REPLICAS or tool == "grafana"):

@@ -211,7 +211,7 @@ def test_two_replicas_are_refused_one_line_naming_the_key(tool):
     with pytest.raises(ConfigError) as err:
         ha(components={tool: {"replicas": 2}})
     assert err.value.problems == [
-        f"observability:components.{tool}.replicas: 2 is not allowed ({tool} writes each stream to 3 replicas "
+        f"observability:components.{tool}.replicas: 2 is not allowed ({tool} writes everything to 3 replicas "
         f"and needs 2 of them, so 2 replicas stop at the first one lost; use 1 or at least 3)"]
     assert ha(components={tool: {"replicas": 5}}).replicas(tool) == 5
     assert ha(components={tool: {"replicas": 1}}).replicas(tool) == 1
