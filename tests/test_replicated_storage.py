@@ -234,3 +234,29 @@ def test_claims_and_memory_are_per_replica():
     push_bytes = 300_000 / sizing.MIMIR_SAMPLES_PER_DISTRIBUTOR_GB * 1e9
     assert sizing.derived_memory(single, "mimir")[0] == pytest.approx(series_bytes + push_bytes)
     assert sizing.derived_memory(three, "mimir")[0] == pytest.approx(series_bytes + push_bytes / 3)
+
+
+# -- the key check judges the replicated render (positive controls) -----------------------------
+
+
+def test_key_check_needs_the_pod_ip_env_and_knows_the_ring_keys(tmp_path):
+    import shutil
+
+    from keycheck.check import check_dir
+    from tests.test_check_keys import render_scenario
+
+    rendered = render_scenario("object-storage-gcs", tmp_path / "r")  # GCS: no credential env at all
+    assert check_dir(rendered).problems == []
+    broken = tmp_path / "broken"
+    shutil.copytree(rendered, broken)
+    for path in (broken / "manifests").glob("*statefulset-loki.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        container = doc["spec"]["template"]["spec"]["containers"][0]
+        container["env"] = [e for e in container.get("env", []) if e["name"] != "POD_IP"]
+        path.write_text(yaml.safe_dump(doc))
+    mimir = broken / "mimir/mimir.yaml"
+    mimir.write_text(mimir.read_text().replace("join_members:", "join_member:"))
+    found = check_dir(broken).problems
+    assert any("env POD_IP: the config references ${POD_IP} but the workload does not set it" in p
+               for p in found), found
+    assert any(p.startswith("mimir/mimir.yaml: memberlist.join_member: unknown key") for p in found), found
