@@ -1,4 +1,6 @@
-"""Loki (logs), single binary ("monolithic", `-target=all`) with filesystem storage, one tenant.
+"""Loki (logs), single binary ("monolithic", `-target=all`), one tenant: one instance with its data
+on the claim or in object storage, or with replicas (`highAvailability`, object storage required)
+upstream's "HA monolithic": 3 instances, replication factor 3, memberlist rings (`_replicate`).
 
 Upstream reference: Loki configuration reference
 (https://grafana.com/docs/loki/latest/configure/), the single-binary example shipped in the repo

@@ -7,7 +7,9 @@ config/mimir.yaml`: `multitenancy_enabled: false`, ring `replication_factor: 1`,
 `kvstore`) and "About versioning" (Prometheus API under `/prometheus`, push at `/api/v1/push`).
 
 What a single node does not need is switched off or made local: every ring uses the in-memory
-KV store (no memberlist gossip), replication is 1, usage reporting is off. Mimir's defaults
+KV store (no memberlist gossip), replication is 1, usage reporting is off. With replicas
+(`highAvailability`, object storage required) it is upstream's scaled monolithic mode instead:
+3 instances, memberlist rings, replication factor 3 (`_replicate`). Mimir's defaults
 use *relative* paths (`./tsdb/`, `./metrics-activity.log`, ...) resolved against `/` in the
 distroless image, which a non-root user cannot write, so every path is set under `/data`.
 
