@@ -218,7 +218,7 @@ def test_destroy_leaves_only_retained_namespace_and_claims(deployed, capsys):
     assert not api.names(f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies")
     assert not api.names(f"/api/v1/namespaces/{NS}/services")
     api.get(f"/api/v1/namespaces/{NS}")  # retained on delete
-    assert len(api.names(f"/api/v1/namespaces/{NS}/persistentvolumeclaims")) == 10  # one per replica
+    assert len(api.names(f"/api/v1/namespaces/{NS}/persistentvolumeclaims")) == 14  # one per replica
     with capsys.disabled():
         print("\napiserver: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
                                           for k, v in FIGURES.items()))
