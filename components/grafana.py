@@ -41,6 +41,12 @@ ADMIN_PASSWORD_PATH = "/etc/grafana/secrets/admin_password"
 OIDC_SECRET_PATH = "/etc/grafana/secrets/oidc_client_secret"
 DATABASE_URL_PATH = "/etc/grafana/secrets/database_url"
 DATABASE_PORTS = {"postgres": 5432, "mysql": 3306}
+# Two replicas (with `grafana.database`): Grafana Alerting's Alertmanagers gossip silences and
+# the notification log on 9094, TCP and UDP, so a notification of a Grafana-managed alert goes
+# out once ("Configure high availability", Grafana Alerting docs: `[unified_alerting]`
+# `ha_peers`, `ha_listen_address`, `ha_advertise_address`, the Kubernetes example with the pod IP).
+ALERTING_HA_PORT = 9094
+POD_IP_ENV = "POD_IP"
 
 # Datasource uids are the tool names (fixed: links and dashboards refer to them); the query
 # endpoints come from `components/wiring.py` (`Links.query`), one per enabled tool that has one.
@@ -298,19 +304,38 @@ def workloads(settings: Settings, links: Links, platform: Platform,
               admin_password: Any = None) -> tuple[Workload, ...]:
     """`admin_password` is a pulumi Output[str] marked secret; it only ever becomes a file."""
     files = render(settings, links, platform)
+    service = links.service(TOOL)
+    ports: tuple[Port, ...] = (Port("http", HTTP_PORT, publish=True),)
+    values = env(settings)
+    cluster: dict = {}
+    peers = links.peers.get(TOOL)
+    if peers:
+        # Replicas share users, dashboards and sessions through the database (Grafana docs, "Set
+        # up Grafana for high availability"); their alerting Alertmanagers find each other
+        # through the headless Service. `$(POD_IP)` is expanded by the kubelet from the
+        # downward-API variable the backend declares first.
+        ports += (Port("mesh-tcp", ALERTING_HA_PORT), Port("mesh-udp", ALERTING_HA_PORT, protocol="UDP"))
+        values.update({
+            "GF_UNIFIED_ALERTING_HA_PEERS": f"{peers}:{ALERTING_HA_PORT}",
+            "GF_UNIFIED_ALERTING_HA_LISTEN_ADDRESS": f"$({POD_IP_ENV}):{ALERTING_HA_PORT}",
+            "GF_UNIFIED_ALERTING_HA_ADVERTISE_ADDRESS": f"$({POD_IP_ENV}):{ALERTING_HA_PORT}",
+        })
+        cluster = dict(headless="all", pod_ip_env=POD_IP_ENV,
+                       talks_to=(Endpoint(service, ALERTING_HA_PORT, scheme="tcp"),))
     return (tool_workload(
-        settings, TOOL, service=links.service(TOOL), data_dir=DATA_DIR,
+        settings, TOOL, service=service, data_dir=DATA_DIR,
         uid=UID,
         gid=GID,
-        ports=(Port("http", HTTP_PORT, publish=True),),
+        ports=ports,
         health=HealthCheck.http("/api/health", HTTP_PORT, client="curl"),
-        env=env(settings),
+        env=values,
         config_files=tuple(ConfigFile(_container_path(path), text) for path, text in files.items()),
         secret_files=secret_files(settings, admin_password),
         egress_ports=egress_ports(settings),
         scratch=("/tmp",),
-        talks_to=tuple(links.query.values()),
+        talks_to=tuple(links.query.values()) + cluster.pop("talks_to", ()),
         web_ui=True,
+        **cluster,
     ),)
 
 

@@ -267,7 +267,7 @@ class Component(Model):
         None, ge=1, le=9,
         description="Instances of this tool (Kubernetes). Default: 1, or with `highAvailability` the "
                     "tool's HA count (alertmanager 3, prometheus 2, collector 2 per tier, loki 3, "
-                    "mimir 3).",
+                    "mimir 3); grafana 2 with `grafana.database`.",
     )
 
 
@@ -596,6 +596,8 @@ class Settings(Model):
             return explicit
         if self.target != "kubernetes":
             return 1  # one container per tool (explicit counts are refused there)
+        if tool == "grafana":
+            return GRAFANA_REPLICAS_WITH_DATABASE if self.grafana.database is not None else 1
         if tool in REPLICATED_ON_OBJECT_STORAGE and self.object_storage is None:
             return 1
         return HA_REPLICAS.get(tool, 1) if self.high_availability else 1

@@ -283,8 +283,13 @@ def check_flags(workload: dict, tool: str, ref: dict, report: Report,
                   "duration": bool(_DURATION.match(value))}[ftype]
             if not ok:
                 report.add(where, f"-{name}", f"{value!r} is not a {ftype} ({label})")
+    # A variable referenced as `$(NAME)` in the args or another variable's value is the kubelet's
+    # input for dependent-variable expansion (e.g. the pod IP from the downward API), not a
+    # setting of the tool (Kubernetes: "Define dependent environment variables").
+    kubelet_inputs = {m for v in [*tokens, *(workload.get("env") or {}).values()]
+                      for m in re.findall(r"\$\((\w+)\)", str(v or ""))}
     for name in sorted(workload.get("env") or {}):
-        if name in GO_RUNTIME_ENV or name in CLOUD_SDK_ENV:
+        if name in GO_RUNTIME_ENV or name in CLOUD_SDK_ENV or name in kubelet_inputs:
             continue
         if expands and name in referenced_env:
             continue

@@ -36,3 +36,19 @@ def scenario(name: str) -> tuple[Run, list[Workload]]:
 
     stack, overrides = KUBERNETES[name]
     return run_with_workloads(stack, copy.deepcopy(overrides))
+
+
+def assert_gossip_only_between_peers(run: Run, workload: str, port: int) -> None:
+    """The workload's NetworkPolicy opens the gossip port (TCP and UDP) to and from its own pods,
+    and to no one else."""
+    from observability_stack.components.targets.kubernetes import selector_labels
+
+    policies = {r.inputs["metadata"]["name"]: r for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    spec = policies[workload].inputs["spec"]
+    me = [{"podSelector": {"matchLabels": selector_labels(workload)}}]
+    gossip = [{"protocol": "TCP", "port": port}, {"protocol": "UDP", "port": port}]
+    assert {"from": me, "ports": gossip} in spec["ingress"]
+    assert {"to": me, "ports": gossip} in spec["egress"]
+    for rule in spec["ingress"]:
+        if any(p["port"] == port for p in rule["ports"]):
+            assert rule["from"] == me

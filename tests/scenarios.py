@@ -123,6 +123,8 @@ KUBERNETES: dict[str, tuple[str, dict]] = {
     "public": ("prod", _PUBLIC),
     "changed": ("prod", CHANGED),
     "unprotected": ("prod", {NS + "protectData": False}),
+    # Object storage with a key pair, Grafana SSO and an external database (two Grafana replicas).
+    "sso-database": ("prod", OBJECT_STORAGE_S3),
 }
 
 

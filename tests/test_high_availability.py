@@ -15,7 +15,7 @@ from observability_stack.components.render import links_for, render_all, workloa
 from observability_stack.config import ConfigError, Settings
 from observability_stack.config.model import HA_REPLICAS
 from observability_stack.components.targets.kubernetes import selector_labels
-from tests.harness import run_with_workloads, scenario
+from tests.harness import assert_gossip_only_between_peers, run_with_workloads, scenario
 from tests.scenarios import EXAMPLE_BUCKET
 
 NS = "observability:"
@@ -188,15 +188,8 @@ def test_headless_services_and_downward_env():
 
 def test_gossip_port_open_between_peers_only_tcp_and_udp():
     run, _ = scenario("prod")
-    spec = named(run, NETPOL)["alertmanager"].inputs["spec"]
-    me = [{"podSelector": {"matchLabels": selector_labels("alertmanager")}}]
-    gossip = [{"protocol": "TCP", "port": 9094}, {"protocol": "UDP", "port": 9094}]
-    assert {"from": me, "ports": gossip} in spec["ingress"]
-    assert {"to": me, "ports": gossip} in spec["egress"]
     # Nobody else reaches the gossip port.
-    for rule in spec["ingress"]:
-        if any(p["port"] == 9094 for p in rule["ports"]):
-            assert rule["from"] == me
+    assert_gossip_only_between_peers(run, "alertmanager", 9094)
     # The load balancer reaches the samplers on OTLP, and only it does.
     sampler = named(run, NETPOL)["collector-sampling"].inputs["spec"]
     assert sampler["ingress"] == [
