@@ -69,6 +69,22 @@ def in_object_storage(settings: Settings, tool: str) -> bool:
     return settings.object_storage is not None and tool in IN_OBJECT_STORAGE
 
 
+# Replicated Loki and Mimir (issue 15, components/loki.py and mimir.py): every stream / series
+# is written to REPLICATION_FACTOR ingesters chosen over the replicas' ring (Loki HA monolithic
+# and Mimir's rings: replication factor 3), so one replica's ingester holds RF / replicas of the
+# whole ingest, in memory and in its WAL: with 3 replicas each holds all of it, as one node did.
+REPLICATION_FACTOR = 3
+REPLICATED_INGEST = ("loki", "mimir")
+
+
+def replicated_share(settings: Settings, tool: str) -> float:
+    """The share of the stack's ingest one replica of `tool` holds (1 for a single instance)."""
+    n = settings.replicas(tool)
+    if n <= 1 or tool not in REPLICATED_INGEST:
+        return 1.0
+    return min(REPLICATION_FACTOR, n) / n
+
+
 def estimated_bytes(settings: Settings, tool: str) -> Optional[float]:
     """Expected bytes on the tool's data volume, or None for a stateless tool."""
     ingest, retention = settings.ingest, settings.retention
@@ -79,11 +95,13 @@ def estimated_bytes(settings: Settings, tool: str) -> Optional[float]:
                                                  "profiles": window})
     if tool == "prometheus":
         return ingest.metrics_samples_per_second * parse_duration(local_metrics_retention(settings)) * BYTES_PER_SAMPLE
+    # Per replica: a claim holds its replica's WAL and head (replicated_share).
     if tool == "mimir":
-        return ingest.metrics_samples_per_second * parse_duration(retention.metrics) * BYTES_PER_SAMPLE
+        return (ingest.metrics_samples_per_second * parse_duration(retention.metrics) * BYTES_PER_SAMPLE
+                * replicated_share(settings, tool))
     if tool == "loki":
         days = parse_duration(retention.logs) / 86400
-        return ingest.log_gb_per_day * 1e9 * days / LOG_COMPRESSION
+        return ingest.log_gb_per_day * 1e9 * days / LOG_COMPRESSION * replicated_share(settings, tool)
     if tool == "tempo":
         return ingest.spans_per_second * parse_duration(retention.traces) * BYTES_PER_SPAN
     if tool == "pyroscope":
@@ -182,9 +200,11 @@ NUM_TRACES_FLOOR = 50_000
 # Mimir (monolithic: the sum of its components' needs), upstream's "Planning Grafana Mimir
 # capacity" (docs/sources/mimir/manage/run-production-environment/planning-capacity.md, 2.17):
 # distributor 1 core and 1 GB every 25,000 samples/s; ingester 1 core and 2.5 GB for every
-# 300,000 series in memory (x the replication factor, 1 here: components/mimir.py); "run Grafana
-# Mimir with 50% extra capacity for memory". Query-path components scale with queries per second,
-# which the stack has no estimate for; the base size is the floor that covers them.
+# 300,000 series in memory (x the replication factor); "run Grafana Mimir with 50% extra capacity
+# for memory". Query-path components scale with queries per second, which the stack has no
+# estimate for; the base size is the floor that covers them. Per replica when replicated: its
+# distributor receives 1/replicas of the pushes (the Service balances them), its ingester holds
+# RF/replicas of the series (`replicated_share`).
 MIMIR_SAMPLES_PER_DISTRIBUTOR_GB = 25_000
 MIMIR_SERIES_PER_INGESTER = 300_000
 MIMIR_INGESTER_BYTES = 2.5e9
@@ -225,9 +245,10 @@ def derived_memory(settings: Settings, tool: str) -> Optional[tuple[float, float
         held = collector_spans_per_second(settings) * parse_duration(DECISION_WAIT)
         working_set = COLLECTOR_BASE_BYTES + held * COLLECTOR_BYTES_PER_HELD_SPAN
     elif tool == "mimir":
-        samples = settings.ingest.metrics_samples_per_second
+        samples = settings.ingest.metrics_samples_per_second / settings.replicas(tool)
+        series = active_series(settings) * replicated_share(settings, tool)
         need = (samples / MIMIR_SAMPLES_PER_DISTRIBUTOR_GB * 1e9
-                + active_series(settings) / MIMIR_SERIES_PER_INGESTER * MIMIR_INGESTER_BYTES)
+                + series / MIMIR_SERIES_PER_INGESTER * MIMIR_INGESTER_BYTES)
         request = max(need, parse_bytes(BASE["mimir"][1]))  # the base request is the floor
         return request, request * MIMIR_EXTRA_CAPACITY
     else:

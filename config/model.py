@@ -266,8 +266,8 @@ class Component(Model):
     replicas: Optional[int] = Field(
         None, ge=1, le=9,
         description="Instances of this tool (Kubernetes). Default: 1, or with `highAvailability` the "
-                    "tool's HA count (alertmanager 3, prometheus 2, collector 2 per tier); grafana 2 with "
-                    "`grafana.database`.",
+                    "tool's HA count (alertmanager 3, prometheus 2, collector 2 per tier, loki 3, "
+                    "mimir 3); grafana 2 with `grafana.database`.",
     )
 
 
@@ -277,7 +277,10 @@ class Component(Model):
 # node's volume more replicas would be independent, diverging copies. Grafana runs 2 replicas
 # only with an external database (`grafana.database`), whatever `highAvailability` says.
 # Each storage tool joins this table when its replicated shape lands (issue 15).
-HA_REPLICAS = {"alertmanager": 3, "prometheus": 2, "collector": 2}
+HA_REPLICAS = {"alertmanager": 3, "prometheus": 2, "collector": 2, "loki": 3, "mimir": 3}
+# Replicated tools that write each stream/series to a quorum of 3 (replication factor 3, quorum
+# 2: components/sizing.py REPLICATION_FACTOR): 2 replicas would stop at the first one lost.
+QUORUM_REPLICAS = {"loki": 3, "mimir": 3}
 # The tools in HA_REPLICAS that keep their data in object storage when replicated.
 REPLICATED_ON_OBJECT_STORAGE = ("loki", "mimir", "tempo", "pyroscope")
 # Grafana with an external database: its sessions, users and dashboards live there (Grafana docs,

@@ -132,8 +132,9 @@ def test_up_is_admitted_by_the_api_server(deployed):
     configmaps = api.names(f"/api/v1/namespaces/{NS}/configmaps") - {"kube-root-ca.crt"}
     secrets = api.names(f"/api/v1/namespaces/{NS}/secrets")
     assert len(statefulsets) == 7, statefulsets
-    # One claim per replica: prod runs highAvailability (Alertmanager x3, Prometheus x2).
-    assert len(claims) == 10, claims
+    # One claim per replica: prod runs highAvailability (Alertmanager x3, Prometheus x2, Loki x3,
+    # Mimir x3) plus one each for Grafana, Tempo and Pyroscope.
+    assert len(claims) == 14, claims
     assert services and policies and configmaps and secrets, (services, policies, configmaps, secrets)
     assert api.names(f"/apis/apps/v1/namespaces/{NS}/daemonsets")
     assert api.names(f"/apis/apps/v1/namespaces/{NS}/deployments")
@@ -147,25 +148,38 @@ def test_high_availability_objects_are_admitted(deployed):
     holds them."""
     _, _, _, api, _ = deployed
     pdbs = {p["metadata"]["name"]: p for p in api.items(f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets")}
-    assert set(pdbs) == {"alertmanager", "prometheus", "collector", "collector-sampling"}, set(pdbs)
+    assert set(pdbs) == {"alertmanager", "prometheus", "collector", "collector-sampling", "loki", "mimir"}, set(pdbs)
     assert all(p["spec"]["maxUnavailable"] == 1 for p in pdbs.values())
     workloads = {w["metadata"]["name"]: w for path in ("statefulsets", "deployments")
                  for w in api.items(f"/apis/apps/v1/namespaces/{NS}/{path}")}
     for name in pdbs:
         spec = workloads[name]["spec"]
-        assert spec["replicas"] == {"alertmanager": 3}.get(name, 2), name
+        assert spec["replicas"] == {"alertmanager": 3, "loki": 3, "mimir": 3}.get(name, 2), name
         keys = [c["topologyKey"] for c in spec["template"]["spec"]["topologySpreadConstraints"]]
         assert keys == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"], name
     assert workloads["alertmanager"]["spec"]["podManagementPolicy"] == "OrderedReady"
     services = {s["metadata"]["name"]: s for s in api.items(f"/api/v1/namespaces/{NS}/services")}
     headless = {n: s for n, s in services.items() if n.endswith("-peers")}
-    assert set(headless) == {"alertmanager-peers", "prometheus-peers", "collector-peers", "collector-sampling-peers"}
+    assert set(headless) == {"alertmanager-peers", "prometheus-peers", "collector-peers", "collector-sampling-peers",
+                             "loki-peers", "mimir-peers"}
     assert all(s["spec"]["clusterIP"] == "None" for s in headless.values())
     assert headless["alertmanager-peers"]["spec"].get("publishNotReadyAddresses") is True
     am = next(p for p in api.items(f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies")
               if p["metadata"]["name"] == "alertmanager")
     gossip = [r for r in am["spec"]["ingress"] if any(p["port"] == 9094 for p in r["ports"])]
     assert [sorted(p["protocol"] for p in r["ports"]) for r in gossip] == [["TCP", "UDP"]]
+    # Issue 15: Loki and Mimir rings gossip on 7946/TCP and dial each other's gRPC port 9095, both
+    # only from the tool's own pods; their headless Services publish not-ready pods (ring join).
+    policies = {p["metadata"]["name"]: p for p in api.items(f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies")}
+    for tool in ("loki", "mimir"):
+        assert headless[f"{tool}-peers"]["spec"].get("publishNotReadyAddresses") is True
+        assert 7946 in {p["port"] for p in headless[f"{tool}-peers"]["spec"]["ports"]}
+        ring = [r for r in policies[tool]["spec"]["ingress"] if any(p["port"] in (7946, 9095) for p in r["ports"])]
+        assert ring and all(r["from"] == [{"podSelector": {"matchLabels": workloads[tool]["spec"]["selector"]["matchLabels"]}}]
+                            for r in ring), ring
+        assert {(p["protocol"], p["port"]) for r in ring for p in r["ports"]} == {("TCP", 7946), ("TCP", 9095)}
+        env = workloads[tool]["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert any(e["name"] == "POD_IP" and e["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP" for e in env)
     FIGURES["HA objects"] = len(pdbs) + len(headless)
 
 
@@ -308,7 +322,7 @@ def test_destroy_leaves_only_retained_namespace_and_claims(deployed, capsys):
     assert not api.names(f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies")
     assert not api.names(f"/api/v1/namespaces/{NS}/services")
     api.get(f"/api/v1/namespaces/{NS}")  # retained on delete
-    assert len(api.names(f"/api/v1/namespaces/{NS}/persistentvolumeclaims")) == 10  # one per replica
+    assert len(api.names(f"/api/v1/namespaces/{NS}/persistentvolumeclaims")) == 14  # one per replica
     with capsys.disabled():
         print("\napiserver: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
                                           for k, v in FIGURES.items()))

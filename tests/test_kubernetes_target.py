@@ -579,6 +579,16 @@ def test_network_policies_cover_every_declared_flow_and_nothing_else(name):
         for names, port in dns_discovery(yaml.safe_load(f.content))
         for host in names if workload_of(host) in by_name
     }
+    # A dskit ring (memberlist `join_members`) advertises each member at `server.grpc_listen_port`
+    # (Mimir 3.0.2 `-ingester.ring.instance-port`: "defaults to -server.grpc-listen-port"; Loki's
+    # lifecycler likewise): the replicas dial each other there (distributor -> ingester, querier
+    # -> ingester), an address no config spells out.
+    declared |= {
+        (w.name, w.name, doc["server"]["grpc_listen_port"])
+        for w in workloads for f in w.config_files
+        for doc in [yaml.safe_load(f.content)]
+        if isinstance(doc, dict) and doc.get("memberlist", {}).get("join_members")
+    }
     assert declared, "the stack declares flows"
     assert _flows(policies, "ingress") == declared
     assert _flows(policies, "egress") == declared
