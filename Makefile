@@ -14,7 +14,7 @@ $(VENV)/.installed: requirements.txt requirements-test.txt examples/python-servi
 	touch $@
 
 ## promtool/amtool/prometheus/alertmanager, otelcol, the Pulumi engine, the Docker provider and
-## kube-apiserver at the pinned versions (cached)
+## kube-apiserver, node-exporter and kube-state-metrics at the pinned versions (cached)
 tools:
 	scripts/build-prom-tools.sh
 	scripts/build-otelcol.sh
@@ -23,6 +23,7 @@ tools:
 	scripts/build-kube-apiserver.sh
 	scripts/build-actionlint.sh
 	scripts/build-node-exporter.sh
+	scripts/build-kube-state-metrics.sh
 
 ## local Prometheus/Alertmanager/collector images from those binaries (needs a Docker engine)
 images: tools

@@ -3,13 +3,17 @@
 On Kubernetes the kubelet serves the same metrics at `/metrics/cadvisor` (components/cluster.py),
 so this tool runs on Docker only (config: `components.cadvisor`, `HostAgent.TARGETS`).
 
-Upstream references: cAdvisor v0.52.1 `docs/running.md` (the `docker run` line: `/` at `/rootfs`,
-`/var/run`, `/sys`, `/var/lib/docker` read-only) and `docs/runtime_options.md` (`--docker_only`,
-`--housekeeping_interval`, `--disable_metrics`, `--store_container_labels`). Upstream runs it
-`--privileged`; here it runs as root (the Docker state it reads is root-only) with every
-capability dropped but DAC_READ_SEARCH, no new privileges and read-only mounts. It still reads
-the Docker socket under `/var/run` to name containers: whoever controls this container controls
-the Docker daemon (README).
+Upstream references: cAdvisor v0.52.1 README.md's `docker run` line (kept verbatim in
+reference/upstream-run/cadvisor-v0.52.1.txt: `/` at `/rootfs`, `/var/run`, `/sys`,
+`/var/lib/docker`, `/dev/disk` read-only, `--privileged`, `--device=/dev/kmsg`) and
+`docs/runtime_options.md` (`--docker_only`, `--housekeeping_interval`, `--disable_metrics`,
+`--store_container_labels`). Here it runs as root (the Docker state it reads is root-only) with
+every capability dropped but DAC_READ_SEARCH, no new privileges and read-only mounts, without
+`/dev/kmsg` (cAdvisor then disables OOM events, which nothing here uses) and without `/dev/disk`
+(only a UUID-to-device map, empty when absent; binding a missing host path would fail the
+container on hosts without udev); tests/test_cadvisor_spec.py compares it with the reference. It
+still reads the Docker socket under `/var/run` to name containers: whoever controls this
+container controls the Docker daemon (README).
 """
 
 from __future__ import annotations

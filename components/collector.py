@@ -28,6 +28,17 @@ Workloads:
   It runs as root, like the upstream opentelemetry-collector Helm chart's `logsCollection`
   preset, because the host's log files are root-only; it keeps only DAC_READ_SEARCH and a
   read-only root filesystem.
+- `collector-events` (Kubernetes, with `kubernetes.clusterMonitoring` and Loki): the cluster's
+  Events as logs (issue 13). The contrib `k8sobjects` receiver watches `events.k8s.io` Events;
+  a transform lifts namespace, involved object, reason and type into the attributes Loki turns
+  into labels (components/kube_events.py has the contract and the reasons); it forwards to the
+  gateway like the log agent, so Loki keeps one writer path. Exactly one replica, even with
+  `highAvailability`: every replica would watch and ship every event (the receiver's README:
+  "must be deployed as one replica, otherwise it'll be producing duplicated data"; its optional
+  leader election needs the `k8sleaderelector` extension and Lease write access). A restarted
+  pod lists first and watches from there, so it ships no stored event twice; events of the
+  seconds it is down are lost, as with any single watcher. Its ClusterRole: list and watch on
+  events, nothing else.
 
 Only pipelines, exporters and the agent for enabled backends are rendered.
 """
@@ -35,7 +46,7 @@ Only pipelines, exporters and the agent for enabled backends are rendered.
 from __future__ import annotations
 
 
-from . import sizing
+from . import kube_events, sizing
 from .base import ToolComponent
 from .platform import ContainerLogs, Platform
 from .wiring import Links
@@ -47,6 +58,7 @@ from ..config.model import Settings
 
 TOOL = "collector"
 AGENT = f"{TOOL}-logs"
+EVENTS = f"{TOOL}-events"
 # The collector has no UI; its main port is OTLP gRPC.
 OTLP_GRPC_PORT = 4317
 OTLP_HTTP_PORT = 4318
@@ -270,6 +282,31 @@ def agent_config(logs: ContainerLogs, agent: str, gateway: Endpoint) -> dict:
     }
 
 
+# --- the Kubernetes events collector -------------------------------------------------------------
+
+
+def events_config(gateway: Endpoint) -> dict:
+    return {
+        "extensions": _health_extension(),
+        "receivers": kube_events.receiver(),
+        "processors": {
+            "memory_limiter": _memory_limiter(),
+            # Before `batch`: the statements set resource attributes from the one record each
+            # ResourceLogs holds as the receiver emits them (components/kube_events.py).
+            "transform/events": {"error_mode": "ignore", "log_statements": kube_events.transform_statements()},
+            "batch": {},
+        },
+        "exporters": {"otlp/gateway": {"endpoint": gateway.address, "tls": {"insecure": True}}},
+        "service": {
+            "extensions": ["health_check"],
+            "telemetry": _telemetry(expose_metrics=False),
+            "pipelines": {"logs": {"receivers": ["k8sobjects"],
+                                   "processors": ["memory_limiter", "transform/events", "batch"],
+                                   "exporters": ["otlp/gateway"]}},
+        },
+    }
+
+
 # --- contract ----------------------------------------------------------------------------------
 
 
@@ -281,6 +318,9 @@ def render(settings: Settings, links: Links, platform: Platform) -> dict[str, st
     if links.logs_otlp:
         gateway = serves(links.service(TOOL))["otlp-grpc"]
         files["collector/agent.yaml"] = to_yaml(agent_config(platform.container_logs, agent_name(links), gateway))
+        # The cluster's events, where the cluster is watched (`kubernetes.clusterMonitoring`).
+        if platform.cluster_monitoring:
+            files["collector/events.yaml"] = to_yaml(events_config(gateway))
     return files
 
 
@@ -343,6 +383,23 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
         ))
     if "collector/agent.yaml" not in files:
         return (gateway, *helpers)
+    if "collector/events.yaml" in files:
+        helpers.append(Workload(
+            name=links.service(EVENTS),
+            image=gateway.image,
+            uid=UID,
+            gid=GID,
+            args=(f"--config={CONFIG_PATH}",),
+            ports=(Port("health", HEALTH_PORT),),
+            health=health,
+            resources=sizing.resources(settings, EVENTS),
+            env=_go_memory_limit(sizing.resources(settings, EVENTS)),
+            config_files=(ConfigFile(CONFIG_PATH, files["collector/events.yaml"]),),
+            talks_to=(serves(links.service(TOOL))["otlp-grpc"],),
+            cluster_rules=kube_events.cluster_rules(),
+            # One watcher, always (not the gateway's replicas): see the module docstring.
+            replicas=1,
+        ))
     agent = Workload(
         name=agent_name(links),
         image=gateway.image,

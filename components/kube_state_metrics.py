@@ -62,8 +62,12 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
         uid=UID, gid=GID,
         args=args(),
         ports=(Port("metrics", PORT), Port("telemetry", TELEMETRY_PORT)),
-        # /livez on the metrics port answers once the server runs (kube-state-metrics'
-        # pkg/app/server.go); distroless image: no Docker healthcheck (and no Docker target).
+        # /livez on the metrics port, upstream's liveness probe (examples/standard/deployment.yaml,
+        # v2.19.1): pkg/app/server.go answers it by asking the API server's /livez with the
+        # ServiceAccount's token, so it is 200 only while the process runs and reaches the API
+        # server (tests/test_engine_apiserver.py checks it on the real binary). Upstream's
+        # /readyz (telemetry port) is 200 as soon as the self-metrics registry is non-empty.
+        # Distroless image: no Docker healthcheck (and no Docker target).
         health=HealthCheck.http("/livez", PORT, client=None),
         cluster_rules=cluster_rules(),
     ),)

@@ -1,4 +1,6 @@
-"""Loki (logs), single binary ("monolithic", `-target=all`) with filesystem storage, one tenant.
+"""Loki (logs), single binary ("monolithic", `-target=all`), one tenant: one instance with its data
+on the claim or in object storage, or with replicas (`highAvailability`, object storage required)
+upstream's "HA monolithic": 3 instances, replication factor 3, memberlist rings (`_replicate`).
 
 Upstream reference: Loki configuration reference
 (https://grafana.com/docs/loki/latest/configure/), the single-binary example shipped in the repo
@@ -16,9 +18,12 @@ the historical Loki user; we set it explicitly and the backends own `/loki` acco
 from __future__ import annotations
 
 
+from . import kube_events
 from .base import ToolComponent
 from .objectstorage import Bucket, bucket_for
-from .workload import Endpoint, SingleBinary
+from .sizing import REPLICATION_FACTOR
+from .wiring import Links
+from .workload import Endpoint, SingleBinary, advertise_addr, memberlist
 from ..config.durations import go_duration
 from ..config.model import Settings
 
@@ -73,7 +78,7 @@ def _object_store(bucket: Bucket) -> dict:
     return {"azure": azure}
 
 
-def config(settings: Settings) -> dict:
+def config(settings: Settings, links: Links) -> dict:
     doc = _filesystem_config(settings)
     bucket = bucket_for(settings, TOOL)
     if bucket is None:
@@ -91,7 +96,32 @@ def config(settings: Settings) -> dict:
         # Experimental at 3.7.6 (factory.go wraps every object client with this prefix); a
         # bucket of its own (`objectStorage.buckets.loki`) needs no prefix.
         doc["storage_config"] = {"object_prefix": bucket.prefix}
+    peers = links.peers.get(TOOL)
+    if peers:
+        _replicate(doc, peers, cluster_label=f"{settings.kubernetes.namespace}.{links.service(TOOL)}")
     return doc
+
+
+def _replicate(doc: dict, peers: str, cluster_label: str) -> None:
+    """HA monolithic (Loki 3.7.6 docs, get-started/deployment-modes.md "Monolithic mode": several
+    `-target=all` instances on a shared object store, `replication_factor` 3, rings on memberlist;
+    setup/install/helm/install-monolithic: "at least three replicas"). Evidence per key in
+    docs/upstream-facts.md "Loki: HA monolithic"."""
+    common = doc["common"]
+    # pkg/loki/config_wrapper.go applyInstanceConfigs: `common.instance_addr` becomes every
+    # ring's instance_addr, the query-frontend's address and memberlist's advertise_addr.
+    common["instance_addr"] = advertise_addr()
+    common["replication_factor"] = REPLICATION_FACTOR
+    # applyDynamicRingConfigs: the common ring is used by every ring, the compactor's included.
+    common["ring"] = {"kvstore": {"store": "memberlist"}}
+    doc["memberlist"] = memberlist(peers, cluster_label)
+    # Exactly one active compactor without further settings: every replica joins the compactor
+    # ring with one token and only the owner of key 0 (replication factor 1) runs compaction and
+    # retention (pkg/compactor/compactor.go: ringKeyOfLeader, ringReplicationFactor, loop()).
+    # No compactor address either: with target=all each replica's delete-request and cache-gen
+    # clients call their own process (pkg/loki/modules.go compactorAddress()), and its querier
+    # worker pulls from its own query-frontend (pkg/querier/worker_service.go): nothing to point
+    # at another replica beyond the ring.
 
 
 def _filesystem_config(settings: Settings) -> dict:
@@ -133,13 +163,21 @@ def _filesystem_config(settings: Settings) -> dict:
             # OTLP ingest stores resource/log attributes (trace_id, span_id, level, ...) as
             # structured metadata; needs schema v13 + TSDB (above).
             "allow_structured_metadata": True,
+            # Kubernetes events (components/kube_events.py): the event's involved-object kind,
+            # reason and type become index labels, on top of Loki's default resource attributes
+            # (`ignore_defaults` stays false: service.name, k8s.namespace.name, ... stay labels;
+            # pkg/loghttp/push/otlp_config.go at 3.7.6 prepends them). Only the events collector
+            # sets these attributes; a stack without it never creates these labels.
+            "otlp_config": {"resource_attributes": {"attributes_config": [
+                {"action": "index_label", "attributes": list(kube_events.INDEX_LABEL_ATTRIBUTES)},
+            ]}},
         },
         "analytics": {"reporting_enabled": False},
     }
 
 
 # The registry's contract (components/registry.py): config files and workloads from `config`.
-render, workloads = BINARY.functions(lambda settings, links: config(settings))
+render, workloads = BINARY.functions(config)
 
 
 class Loki(ToolComponent):

@@ -7,7 +7,9 @@ config/mimir.yaml`: `multitenancy_enabled: false`, ring `replication_factor: 1`,
 `kvstore`) and "About versioning" (Prometheus API under `/prometheus`, push at `/api/v1/push`).
 
 What a single node does not need is switched off or made local: every ring uses the in-memory
-KV store (no memberlist gossip), replication is 1, usage reporting is off. Mimir's defaults
+KV store (no memberlist gossip), replication is 1, usage reporting is off. With replicas
+(`highAvailability`, object storage required) it is upstream's scaled monolithic mode instead:
+3 instances, memberlist rings, replication factor 3 (`_replicate`). Mimir's defaults
 use *relative* paths (`./tsdb/`, `./metrics-activity.log`, ...) resolved against `/` in the
 distroless image, which a non-root user cannot write, so every path is set under `/data`.
 
@@ -28,7 +30,8 @@ from __future__ import annotations
 from .base import ToolComponent
 from .objectstorage import Bucket, bucket_for
 from .wiring import Links
-from .workload import Endpoint, SingleBinary
+from .sizing import REPLICATION_FACTOR
+from .workload import Endpoint, SingleBinary, advertise_addr, memberlist
 from ..config.durations import go_duration
 from ..config.model import Settings
 
@@ -98,7 +101,46 @@ def config(settings: Settings, links: Links) -> dict:
     if bucket.prefix:
         # "may only contain digits and English alphabet letters" (the tool name qualifies).
         blocks["storage_prefix"] = bucket.prefix
+    peers = links.peers.get(TOOL)
+    if peers:
+        _replicate(doc, peers, cluster_label=f"{settings.kubernetes.namespace}.{links.service(TOOL)}")
     return doc
+
+
+# The rings of the components `-target=all` runs at 3.0.2 (pkg/mimir/modules.go: All =
+# QueryFrontend, QueryScheduler, Querier, Ingester, Distributor, StoreGateway, Ruler, Compactor;
+# no Alertmanager, no overrides-exporter), by their YAML paths.
+RINGS = (("compactor", "sharding_ring"), ("distributor", "ring"), ("ingester", "ring"),
+         ("store_gateway", "sharding_ring"), ("ruler", "ring"))
+
+
+def _replicate(doc: dict, peers: str, cluster_label: str) -> None:
+    """Horizontally scaled monolithic mode (Mimir 3.0.2 docs, references/architecture/
+    deployment-modes "Scale monolithic mode": several `-target=all` binaries, "high availability
+    and increased scale without the configuration complexity of microservices mode"), classic
+    architecture (ingest storage stays off, its default). Evidence per key in
+    docs/upstream-facts.md "Mimir: scaled monolithic mode"."""
+    addr = advertise_addr()
+    for component, ring in RINGS:
+        # memberlist is the 3.0.2 default store of every ring ("Configure hash rings"); the
+        # address is the pod's own, which the others dial (never the single node's 127.0.0.1).
+        doc[component][ring] = {**doc[component][ring], "instance_addr": addr, "kvstore": {"store": "memberlist"}}
+    # Each series on 3 ingesters and each block on 3 store-gateways (both the 3.0.2 defaults,
+    # `-ingester.ring.replication-factor`, `-store-gateway.sharding-ring.replication-factor`):
+    # reads and writes need a quorum of 2, so one replica may be down. Zone awareness stays off
+    # (default false): replicas spread by topology constraints, not by zone-pinned StatefulSets.
+    doc["ingester"]["ring"]["replication_factor"] = REPLICATION_FACTOR
+    doc["store_gateway"]["sharding_ring"]["replication_factor"] = REPLICATION_FACTOR
+    # `memberlist.advertise_addr` (else the first private address memberlist finds) and the
+    # query-frontend's `frontend.address` (where a querier returns results; auto-detected from
+    # private interfaces otherwise) are the pod's IP too.
+    doc["memberlist"] = {**memberlist(peers, cluster_label), "advertise_addr": addr}
+    doc["frontend"] = {"address": addr}
+    # The compactors share the work (docs "Compactor sharding": jobs are sharded over the
+    # compactor ring, "tenants and jobs are resharded across the available compactor instances");
+    # Mimir needs no single active compactor. Each replica's query-frontend and querier worker use
+    # their own query-scheduler at 127.0.0.1 (pkg/mimir/modules.go initQueryFrontend,
+    # initQuerier: "Because Mimir is running in monolithic mode ... automatic ... configuration").
 
 
 def _filesystem_config(settings: Settings) -> dict:

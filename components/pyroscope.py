@@ -72,7 +72,7 @@ def config(settings: Settings, links: Links) -> dict:
         # uploaded when cut) and the compactor's scratch space.
         doc["storage"] = _storage(bucket)
     if TOOL in links.peers:
-        doc.update(_replicated(links.service(TOOL), settings.replicas(TOOL)))
+        doc.update(_replicated(links.service(TOOL), f"{settings.kubernetes.namespace}.{links.service(TOOL)}"))
     return doc
 
 
@@ -100,7 +100,7 @@ def _filesystem_config(settings: Settings) -> dict:
 # configure-server/about-configurations.md). The components are those of the Helm chart's
 # values-micro-services.yaml and of `all` (pkg/pyroscope/pyroscope.go deps) minus the optional
 # tenant-settings and ad-hoc-profiles APIs (Grafana's datasource queries the query-frontend); see
-# docs/upstream-facts.md section 16.
+# docs/upstream-facts.md section 18.
 #
 # Every ring is on memberlist (pyroscope.go `ApplyDynamicConfig`), the query-scheduler is found
 # through its ring (`query-scheduler.service-discovery-mode` defaults to `ring` there), and every
@@ -135,7 +135,7 @@ COMPONENTS: dict[str, tuple[bool, tuple[str, ...]]] = {
 # (`-distributor.replication-factor`, pyroscope.go overrides). The store-gateways replicate their
 # blocks shards 3 times too, as upstream's chart sets (`store-gateway.sharding-ring.replication-
 # factor: "3"`, values-micro-services.yaml; "needs be set both on the store-gateway and querier":
-# one shared config does that).
+# one shared config does that). 3 replicas or more: the loader refuses 2 (QUORUM_REPLICAS).
 REPLICATION_FACTOR = 3
 
 
@@ -147,14 +147,17 @@ def component_name(service: str, component: str) -> str:
     return service if component == INGESTER else f"{service}-{component}"
 
 
-def _replicated(service: str, replicas: int) -> dict:
-    rf = min(REPLICATION_FACTOR, replicas)  # two replicas cannot hold three copies
+def _replicated(service: str, cluster_label: str) -> dict:
+    rf = REPLICATION_FACTOR  # 2 replicas are refused (config/loader.py, QUORUM_REPLICAS)
     return {
         # Seeds: every component's headless Service (not-ready pods too: a starting ingester
         # joins the ring before it is ready). dskit resolves `dns+` names and re-resolves them.
         "memberlist": {"join_members": [f"dns+{peers_service(component_name(service, c))}:{MEMBERLIST_PORT}"
                                         for c in COMPONENTS],
-                       "bind_port": MEMBERLIST_PORT},
+                       "bind_port": MEMBERLIST_PORT,
+                       # Gossip with another label is dropped (components/workload.py memberlist);
+                       # upstream's chart sets one too (`-memberlist.cluster-label=<ns>-<release>`).
+                       "cluster_label": cluster_label},
         "ingester": {"lifecycler": {"ring": {"replication_factor": rf}}},
         "store_gateway": {"sharding_ring": {"replication_factor": rf}},
     }

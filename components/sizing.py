@@ -20,9 +20,6 @@ at the pinned versions: Mimir ingesters keep shipped blocks for `-blocks-storage
 period` (default 13h) on top of the 2h head; Loki's WAL holds chunks up to `max_chunk_age` (2h)
 and its TSDB shipper caches recent index; Tempo keeps flushed blocks `complete_block_timeout`
 (15m); Pyroscope cuts head blocks of `max_block_duration`. The bucket itself has no size.
-Replicated (issue 15) each replica gets that size: with replication factor 3 on 3 replicas every
-ingester holds every series/span of the window (Pyroscope's store-gateways and compactors, which
-get claims of the same size, hold less: index headers and the blocks being compacted).
 """
 
 from __future__ import annotations
@@ -72,6 +69,25 @@ def in_object_storage(settings: Settings, tool: str) -> bool:
     return settings.object_storage is not None and tool in IN_OBJECT_STORAGE
 
 
+# Replicated Loki and Mimir (issue 15, components/loki.py and mimir.py): every stream / series
+# is written to REPLICATION_FACTOR ingesters chosen over the replicas' ring (Loki HA monolithic
+# and Mimir's rings: replication factor 3), so one replica's ingester holds RF / replicas of the
+# whole ingest, in memory and in its WAL: with 3 replicas each holds all of it, as one node did.
+# Tempo (ingester RF 3, components/tempo.py) and Pyroscope (ingester RF 3, components/pyroscope.py)
+# the same; Pyroscope's store-gateways and compactors get claims of that size too, and hold less
+# (index headers, the blocks being compacted).
+REPLICATION_FACTOR = 3
+REPLICATED_INGEST = ("loki", "mimir", "tempo", "pyroscope")
+
+
+def replicated_share(settings: Settings, tool: str) -> float:
+    """The share of the stack's ingest one replica of `tool` holds (1 for a single instance)."""
+    n = settings.replicas(tool)
+    if n <= 1 or tool not in REPLICATED_INGEST:
+        return 1.0
+    return min(REPLICATION_FACTOR, n) / n
+
+
 def estimated_bytes(settings: Settings, tool: str) -> Optional[float]:
     """Expected bytes on the tool's data volume, or None for a stateless tool."""
     ingest, retention = settings.ingest, settings.retention
@@ -82,15 +98,19 @@ def estimated_bytes(settings: Settings, tool: str) -> Optional[float]:
                                                  "profiles": window})
     if tool == "prometheus":
         return ingest.metrics_samples_per_second * parse_duration(local_metrics_retention(settings)) * BYTES_PER_SAMPLE
+    # Per replica: a claim holds its replica's WAL and head (replicated_share).
     if tool == "mimir":
-        return ingest.metrics_samples_per_second * parse_duration(retention.metrics) * BYTES_PER_SAMPLE
+        return (ingest.metrics_samples_per_second * parse_duration(retention.metrics) * BYTES_PER_SAMPLE
+                * replicated_share(settings, tool))
     if tool == "loki":
         days = parse_duration(retention.logs) / 86400
-        return ingest.log_gb_per_day * 1e9 * days / LOG_COMPRESSION
+        return ingest.log_gb_per_day * 1e9 * days / LOG_COMPRESSION * replicated_share(settings, tool)
     if tool == "tempo":
-        return ingest.spans_per_second * parse_duration(retention.traces) * BYTES_PER_SPAN
+        return (ingest.spans_per_second * parse_duration(retention.traces) * BYTES_PER_SPAN
+                * replicated_share(settings, tool))
     if tool == "pyroscope":
-        return ingest.profile_mb_per_day * 1e6 * parse_duration(retention.profiles) / 86400
+        return (ingest.profile_mb_per_day * 1e6 * parse_duration(retention.profiles) / 86400
+                * replicated_share(settings, tool))
     return FIXED.get(tool)
 
 
@@ -133,6 +153,9 @@ BASE: dict[str, tuple[str, str, str, str]] = {
     "collector": ("100m", "128Mi", "500m", "256Mi"),
     # The per-node log agent: its load is the node's log volume, not the gateway's spans.
     "collector-logs": ("100m", "128Mi", "500m", "256Mi"),
+    # The Kubernetes events watcher: one watch, no cache (the receiver keeps no objects); 75 MiB
+    # RSS measured in tests/test_kube_events_e2e.py (0.141.0, idle test cluster).
+    "collector-events": ("50m", "96Mi", "250m", "192Mi"),
     # Host and cluster exporters (issue 13): kube-prometheus' figures (node-exporter 102m/180Mi,
     # 250m/180Mi; kube-state-metrics 10m/190Mi, 100m/250Mi), trimmed where ours do less (no
     # kube-rbac-proxy sidecar; kube-state-metrics limited to the kinds the rules use).
@@ -182,9 +205,11 @@ NUM_TRACES_FLOOR = 50_000
 # Mimir (monolithic: the sum of its components' needs), upstream's "Planning Grafana Mimir
 # capacity" (docs/sources/mimir/manage/run-production-environment/planning-capacity.md, 2.17):
 # distributor 1 core and 1 GB every 25,000 samples/s; ingester 1 core and 2.5 GB for every
-# 300,000 series in memory (x the replication factor, 1 here: components/mimir.py); "run Grafana
-# Mimir with 50% extra capacity for memory". Query-path components scale with queries per second,
-# which the stack has no estimate for; the base size is the floor that covers them.
+# 300,000 series in memory (x the replication factor); "run Grafana Mimir with 50% extra capacity
+# for memory". Query-path components scale with queries per second, which the stack has no
+# estimate for; the base size is the floor that covers them. Per replica when replicated: its
+# distributor receives 1/replicas of the pushes (the Service balances them), its ingester holds
+# RF/replicas of the series (`replicated_share`).
 MIMIR_SAMPLES_PER_DISTRIBUTOR_GB = 25_000
 MIMIR_SERIES_PER_INGESTER = 300_000
 MIMIR_INGESTER_BYTES = 2.5e9
@@ -225,9 +250,10 @@ def derived_memory(settings: Settings, tool: str) -> Optional[tuple[float, float
         held = collector_spans_per_second(settings) * parse_duration(DECISION_WAIT)
         working_set = COLLECTOR_BASE_BYTES + held * COLLECTOR_BYTES_PER_HELD_SPAN
     elif tool == "mimir":
-        samples = settings.ingest.metrics_samples_per_second
+        samples = settings.ingest.metrics_samples_per_second / settings.replicas(tool)
+        series = active_series(settings) * replicated_share(settings, tool)
         need = (samples / MIMIR_SAMPLES_PER_DISTRIBUTOR_GB * 1e9
-                + active_series(settings) / MIMIR_SERIES_PER_INGESTER * MIMIR_INGESTER_BYTES)
+                + series / MIMIR_SERIES_PER_INGESTER * MIMIR_INGESTER_BYTES)
         request = max(need, parse_bytes(BASE["mimir"][1]))  # the base request is the floor
         return request, request * MIMIR_EXTRA_CAPACITY
     else:
@@ -237,7 +263,7 @@ def derived_memory(settings: Settings, tool: str) -> Optional[tuple[float, float
 
 def resources(settings: Settings, tool: str) -> "Resources":
     """Requests and limits of `tool`'s workload, by the rule at the top of this section."""
-    component = "collector" if tool == "collector-logs" else tool
+    component = "collector" if tool in ("collector-logs", "collector-events") else tool
     given = getattr(settings.components, component).resources
     cpu_req, mem_req, cpu_lim, mem_lim = BASE[tool]
     derived = derived_memory(settings, tool)

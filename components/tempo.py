@@ -83,7 +83,7 @@ def _trace_backend(bucket: Bucket) -> dict:
 REPLICATION_FACTOR = 3
 
 
-def scalable(peers: str, replicas: int) -> dict:
+def scalable(peers: str, cluster_label: str) -> dict:
     """Replicas as upstream's "scalable monolithic mode" (Tempo 2.10.8 docs, plan/deployment-modes:
     every process runs all components with `-target=scalable-single-binary`; example
     `example/docker-compose/scalable-single-binary`). Object storage is guaranteed here (config/
@@ -94,8 +94,8 @@ def scalable(peers: str, replicas: int) -> dict:
       scalable-single-binary defaults the compactor ring to it (cmd/tempo/app/modules.go
       `initCompactor`); it is written out so the file says how the compactors share the work
       (sharded by the ring, no single-compactor rule in Tempo 2).
-    - `ingester.lifecycler.ring.replication_factor`: REPLICATION_FACTOR, capped at the replica
-      count (an explicit `replicas: 2` cannot hold three copies).
+    - `ingester.lifecycler.ring.replication_factor`: REPLICATION_FACTOR (config/loader.py refuses
+      2 replicas, which could not keep a quorum of 2 after losing one: QUORUM_REPLICAS).
     - Query path: outside `all` the querier needs `querier.frontend_worker.frontend_address`
       (modules.go `initQuerier` fails without it); it is resolved by DNS every
       `dns_lookup_duration` and every address found gets a worker (worker.go; deployment-modes:
@@ -109,8 +109,9 @@ def scalable(peers: str, replicas: int) -> dict:
 
     return {
         "target": "scalable-single-binary",
-        "memberlist": memberlist(peers),
-        "ingester": {"lifecycler": {"ring": {**ring_kv(), "replication_factor": min(REPLICATION_FACTOR, replicas)}}},
+        # The label keeps another tool's or stack's gossip out (components/workload.py memberlist).
+        "memberlist": memberlist(peers, cluster_label),
+        "ingester": {"lifecycler": {"ring": {**ring_kv(), "replication_factor": REPLICATION_FACTOR}}},
         "compactor": {"ring": ring_kv()},
         "querier": {"frontend_worker": {"frontend_address": f"{peers}:{GRPC_PORT}"}},
     }
@@ -143,7 +144,7 @@ def config(settings: Settings, links: Links) -> dict:
         trace.update(_trace_backend(bucket))
     peers = links.peers.get(TOOL)
     if peers:
-        for key, value in scalable(peers, settings.replicas(TOOL)).items():
+        for key, value in scalable(peers, f"{settings.kubernetes.namespace}.{links.service(TOOL)}").items():
             # Second-level merge: `compactor` keeps its `compaction` beside the new `ring`.
             doc[key] = {**doc[key], **value} if isinstance(value, dict) and key in doc else value
     # Span metrics and service graphs go to the stack's metrics sink (wiring decides which).

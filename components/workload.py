@@ -303,11 +303,33 @@ class Workload:
 MEMBERLIST_PORT = 7946
 
 
-def memberlist(peers: str) -> dict:
+def memberlist(peers: str, cluster_label: Optional[str] = None) -> dict:
     """The `memberlist` block of a dskit tool whose replicas find each other through the headless
     Service `peers` (`dns+` names are resolved, and re-resolved, by dskit's DNS provider: the
-    same join_members form Grafana's Helm charts use)."""
-    return {"join_members": [f"dns+{peers}:{MEMBERLIST_PORT}"], "bind_port": MEMBERLIST_PORT}
+    same join_members form Grafana's Helm charts use).
+
+    `cluster_label`: dskit drops gossip whose label differs (Mimir docs "Configure hash rings",
+    "Cluster label verification"): a pod IP reused by another tool's or another stack's gossip
+    member cannot merge the two clusters. Set it from the first deploy: adding it to a running
+    cluster needs upstream's three-step migration."""
+    block = {"join_members": [f"dns+{peers}:{MEMBERLIST_PORT}"], "bind_port": MEMBERLIST_PORT}
+    if cluster_label:
+        block["cluster_label"] = cluster_label
+    return block
+
+
+# The env var holding a replica's own pod IP (Kubernetes downward API, Workload.pod_ip_env). A
+# replicated dskit tool advertises it in its rings and to memberlist, written `${POD_IP}` in its
+# config (`advertise_addr()`); the tool expands it at startup (`-config.expand-env=true`, added
+# by SingleBinary when the config references it).
+POD_IP_ENV = "POD_IP"
+
+
+def advertise_addr() -> str:
+    """`${POD_IP}` for a replicated tool's config (never 127.0.0.1: the other replicas dial it)."""
+    from .objectstorage import ref  # objectstorage imports this module: imported when called
+
+    return ref(POD_IP_ENV)
 
 
 def peers_service(name: str) -> str:
@@ -398,6 +420,14 @@ class SingleBinary:
             fields["talks_to"] = tuple(fields.get("talks_to", ())) + peer_flows
             fields["headless"] = "all"
             fields.setdefault("min_ready_seconds", 30)
+            if advertise_addr() in to_yaml(config):
+                # The config advertises the pod's IP (`advertise_addr()`): the downward API sets
+                # it, the tool expands it (the flag may already be there for storage credentials).
+                fields.setdefault("pod_ip_env", POD_IP_ENV)
+                from .objectstorage import EXPAND_ENV_FLAG
+
+                if EXPAND_ENV_FLAG not in extra_args:
+                    extra_args += (EXPAND_ENV_FLAG,)
         extra_secret_files = storage.pop("extra_secret_files", ())
         return (tool_workload(
             settings, self.tool, service=service, data_dir=self.data_dir,

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Optional
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from .durations import parse_bytes, parse_cpu, parse_duration
-from .model import HA_REPLICAS, LAYERED, REPLICATED_ON_OBJECT_STORAGE, Components, HostAgent, Settings, TeamReceiver, job_name
+from .model import HA_REPLICAS, LAYERED, QUORUM_REPLICAS, REPLICATED_ON_OBJECT_STORAGE, Components, HostAgent, Settings, TeamReceiver, job_name
 from .presets import PRESETS
 from .storage_rules import object_storage_problems
 
@@ -354,6 +354,10 @@ def _replica_problems(s: Settings) -> list[str]:
             problems.append(f"{where}: {count} is not allowed without observability:objectStorage ({tool} "
                             f"replicates only with its data in object storage; on one node's volume the "
                             f"replicas would be diverging copies)")
+        elif count < QUORUM_REPLICAS.get(tool, 0):
+            problems.append(f"{where}: {count} is not allowed ({tool} writes everything to 3 replicas and "
+                            f"needs 2 of them, so {count} replicas stop at the first one lost; use 1 or at "
+                            f"least {QUORUM_REPLICAS[tool]})")
         if s.target == "docker" and (tool in HA_REPLICAS or tool == "grafana"):
             problems.append(f"{where}: {count} is not allowed on the docker target (one container per tool; "
                             f"use the kubernetes target)")

@@ -266,9 +266,8 @@ class Component(Model):
     replicas: Optional[int] = Field(
         None, ge=1, le=9,
         description="Instances of this tool (Kubernetes). Default: 1, or with `highAvailability` the "
-                    "tool's HA count (alertmanager 3, prometheus 2, collector 2 per tier, tempo 3, pyroscope 3 "
-                    "per component); grafana 2 with "
-                    "`grafana.database`.",
+                    "tool's HA count (alertmanager 3, prometheus 2, collector 2 per tier, loki 3, "
+                    "mimir 3, tempo 3, pyroscope 3 per component); grafana 2 with `grafana.database`.",
     )
 
 
@@ -278,7 +277,10 @@ class Component(Model):
 # node's volume more replicas would be independent, diverging copies. Grafana runs 2 replicas
 # only with an external database (`grafana.database`), whatever `highAvailability` says.
 # Each storage tool joins this table when its replicated shape lands (issue 15).
-HA_REPLICAS = {"alertmanager": 3, "prometheus": 2, "collector": 2, "tempo": 3, "pyroscope": 3}
+HA_REPLICAS = {"alertmanager": 3, "prometheus": 2, "collector": 2, "loki": 3, "mimir": 3, "tempo": 3, "pyroscope": 3}
+# Replicated tools that write each stream/series to a quorum of 3 (replication factor 3, quorum
+# 2: components/sizing.py REPLICATION_FACTOR): 2 replicas would stop at the first one lost.
+QUORUM_REPLICAS = {"loki": 3, "mimir": 3, "tempo": 3, "pyroscope": 3}
 # The tools in HA_REPLICAS that keep their data in object storage when replicated.
 REPLICATED_ON_OBJECT_STORAGE = ("loki", "mimir", "tempo", "pyroscope")
 # Grafana with an external database: its sessions, users and dashboards live there (Grafana docs,
@@ -502,7 +504,9 @@ class Kubernetes(Model):
     )
     cluster_monitoring: bool = Field(
         True, description="Scrape the kubelets (with cAdvisor and probes) and the API server, with "
-                          "the cluster-wide read access that needs (nodes, nodes/metrics, /metrics).",
+                          "the cluster-wide read access that needs (nodes, nodes/metrics, /metrics); "
+                          "with the collector and Loki, also ship the cluster's Events to Loki "
+                          "(`collector-events`: one replica, list/watch on events).",
     )
 
 

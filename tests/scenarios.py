@@ -81,6 +81,9 @@ def scenarios() -> dict[str, tuple[str, dict]]:
         "object-storage-s3": ("prod", {**prod, **OBJECT_STORAGE_S3}),
         "object-storage-gcs": ("prod", {**prod, **OBJECT_STORAGE_GCS}),
         "object-storage-azure": ("prod", {**prod, **OBJECT_STORAGE_AZURE}),
+        # The object-storage-* scenarios above run the prod preset (highAvailability on: Loki and
+        # Mimir replicated); this one keeps one instance of each on the bucket.
+        "object-storage-single-node": ("prod", {**prod, **OBJECT_STORAGE_GCS, NS + "highAvailability": False}),
     }
 
 

@@ -21,6 +21,11 @@ Flow: prod's config (passphrase "example") with the generated kubeconfig, Storag
    bound claims only), then a retention and ingest change `up` grows them in place, no claim, StatefulSet
    or Service is replaced, and the API server holds the larger requests;
 4. `destroy` succeeds and leaves only what is retained on delete: the namespace and the claims.
+
+Between 2 and 3, on the objects that `up` created (issue 13; no second `up`): the cluster watching
+itself (kube-state-metrics as its own ServiceAccount, scraped by the rendered Prometheus job, the
+workload alerts reaching Alertmanager; tests/e2e/cluster_watch.py) and every ServiceAccount's
+RBAC as the API server's authorizer answers SubjectAccessReviews.
 """
 
 from __future__ import annotations
@@ -37,6 +42,12 @@ from scripts.engine import open_stack
 from tests.harness import ROOT
 from tests.kube import APIServer, apiserver  # noqa: F401  (fixture)
 from tests.enginekit import PROTECTED_KINDS, Events, work_dir
+from tests.e2e.cluster_watch import Watched, access_review, expected_alerts, rule_cases, watch_cluster
+from tests.e2e.local_stack import delivered
+from tests.scenarios import settings_for
+from observability_stack.components.registry import TOOLS
+from observability_stack.components.render import workloads_of
+from observability_stack.components.targets import kubernetes
 
 pytestmark = pytest.mark.engine
 NS = "observability"
@@ -122,9 +133,9 @@ def test_up_is_admitted_by_the_api_server(deployed):
     secrets = api.names(f"/api/v1/namespaces/{NS}/secrets")
     # + Pyroscope's store-gateway and compactor (its microservices, issue 15).
     assert len(statefulsets) == 9, statefulsets
-    # One claim per replica: prod runs highAvailability (Alertmanager x3, Prometheus x2, Tempo x3,
-    # Pyroscope's ingesters, store-gateways and compactors x3).
-    assert len(claims) == 20, claims
+    # One claim per replica: prod runs highAvailability (Alertmanager x3, Prometheus x2, Loki x3,
+    # Mimir x3, Tempo x3, Pyroscope's ingesters, store-gateways and compactors x3) plus Grafana's.
+    assert len(claims) == 24, claims
     assert services and policies and configmaps and secrets, (services, policies, configmaps, secrets)
     assert api.names(f"/apis/apps/v1/namespaces/{NS}/daemonsets")
     assert api.names(f"/apis/apps/v1/namespaces/{NS}/deployments")
@@ -140,28 +151,40 @@ def test_high_availability_objects_are_admitted(deployed):
     pdbs = {p["metadata"]["name"]: p for p in api.items(f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets")}
     pyroscope = {"pyroscope", *(f"pyroscope-{c}" for c in ("distributor", "query-frontend", "query-scheduler",
                                                             "querier", "store-gateway", "compactor"))}
-    assert set(pdbs) == {"alertmanager", "prometheus", "collector", "collector-sampling", "tempo", *pyroscope}, set(pdbs)
+    assert set(pdbs) == {"alertmanager", "prometheus", "collector", "collector-sampling", "loki", "mimir", "tempo",
+                         *pyroscope}, set(pdbs)
     assert all(p["spec"]["maxUnavailable"] == 1 for p in pdbs.values())
     workloads = {w["metadata"]["name"]: w for path in ("statefulsets", "deployments")
                  for w in api.items(f"/apis/apps/v1/namespaces/{NS}/{path}")}
     for name in pdbs:
         spec = workloads[name]["spec"]
-        assert spec["replicas"] == (3 if name in {"alertmanager", "tempo", *pyroscope} else 2), name
+        assert spec["replicas"] == (3 if name in {"alertmanager", "loki", "mimir", "tempo", *pyroscope} else 2), name
         keys = [c["topologyKey"] for c in spec["template"]["spec"]["topologySpreadConstraints"]]
         assert keys == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"], name
     assert workloads["alertmanager"]["spec"]["podManagementPolicy"] == "OrderedReady"
     services = {s["metadata"]["name"]: s for s in api.items(f"/api/v1/namespaces/{NS}/services")}
     headless = {n: s for n, s in services.items() if n.endswith("-peers")}
     assert set(headless) == {"alertmanager-peers", "prometheus-peers", "collector-peers", "collector-sampling-peers",
-                             "tempo-peers", *(f"{n}-peers" for n in pyroscope)}
+                             "loki-peers", "mimir-peers", "tempo-peers", *(f"{n}-peers" for n in pyroscope)}
     assert all(s["spec"]["clusterIP"] == "None" for s in headless.values())
     assert headless["alertmanager-peers"]["spec"].get("publishNotReadyAddresses") is True
     am = next(p for p in api.items(f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies")
               if p["metadata"]["name"] == "alertmanager")
     gossip = [r for r in am["spec"]["ingress"] if any(p["port"] == 9094 for p in r["ports"])]
     assert [sorted(p["protocol"] for p in r["ports"]) for r in gossip] == [["TCP", "UDP"]]
-    # Issue 15: memberlist (7946, TCP) between Tempo's replicas and between Pyroscope's components.
+    # Issue 15: Loki and Mimir rings gossip on 7946/TCP and dial each other's gRPC port 9095, both
+    # only from the tool's own pods; their headless Services publish not-ready pods (ring join).
     policies = {p["metadata"]["name"]: p for p in api.items(f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies")}
+    for tool in ("loki", "mimir"):
+        assert headless[f"{tool}-peers"]["spec"].get("publishNotReadyAddresses") is True
+        assert 7946 in {p["port"] for p in headless[f"{tool}-peers"]["spec"]["ports"]}
+        ring = [r for r in policies[tool]["spec"]["ingress"] if any(p["port"] in (7946, 9095) for p in r["ports"])]
+        assert ring and all(r["from"] == [{"podSelector": {"matchLabels": workloads[tool]["spec"]["selector"]["matchLabels"]}}]
+                            for r in ring), ring
+        assert {(p["protocol"], p["port"]) for r in ring for p in r["ports"]} == {("TCP", 7946), ("TCP", 9095)}
+        env = workloads[tool]["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert any(e["name"] == "POD_IP" and e["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP" for e in env)
+    # Issue 15: memberlist (7946, TCP) between Tempo's replicas and between Pyroscope's components.
     for name in ("tempo", *pyroscope):
         ring = [r for r in policies[name]["spec"]["ingress"] if any(p["port"] == 7946 for p in r["ports"])]
         assert ring and all(p["protocol"] == "TCP" for r in ring for p in r["ports"]), name
@@ -174,6 +197,99 @@ def test_preview_right_after_up_shows_no_changes(deployed):
     _, _, stack, _, _ = deployed
     result = stack.preview(on_output=lambda _: None)
     assert set(result.change_summary) == {auto.OpType.SAME}, result.change_summary
+
+
+# --- issue 13: the cluster watching itself, and every ServiceAccount's RBAC ---------------------
+# Run here, on the objects `up` just created, instead of a second `up` (tests/e2e/cluster_watch.py).
+
+# Just outside what any tool of the stack needs, asked for every ServiceAccount `up` created.
+REFUSED = (
+    {"verb": "get", "resource": "secrets", "namespace": NS},
+    {"verb": "list", "resource": "secrets"},
+    {"verb": "watch", "resource": "secrets"},
+    {"verb": "get", "resource": "configmaps", "namespace": NS},
+    {"verb": "create", "resource": "pods", "namespace": NS},
+    {"verb": "create", "resource": "pods", "subresource": "exec", "namespace": NS},
+    {"verb": "get", "resource": "nodes", "subresource": "proxy"},
+    {"verb": "create", "resource": "serviceaccounts", "subresource": "token", "namespace": NS},
+    {"verb": "delete", "group": "apps", "resource": "statefulsets", "namespace": NS},
+    {"verb": "escalate", "group": "rbac.authorization.k8s.io", "resource": "clusterroles"},
+)
+WRITES = ("create", "update", "patch", "delete")
+
+
+@pytest.fixture(scope="module")
+def watched(deployed, apiserver: APIServer, tmp_path_factory) -> Watched:
+    """kube-state-metrics as its ServiceAccount, Prometheus and Alertmanager as rendered, run
+    until the alerts arrive; all stopped (and the pods it made deleted) before the tests read."""
+    result = watch_cluster(apiserver, NS, tmp_path_factory.mktemp("cluster-watch"))
+    FIGURES["cluster watch s"] = result.seconds
+    return result
+
+
+def test_kube_state_metrics_probe_paths_answer(watched: Watched):
+    """The workload's probe (liveness and readiness: /livez on the metrics port, which asks the API
+    server's /livez as the ServiceAccount) and upstream's other two answer 200 on v2.19.1."""
+    assert watched.probes == {"workload probe": 200, "metrics /livez": 200, "metrics /healthz": 200,
+                              "telemetry /readyz": 200}
+
+
+def test_kube_state_metrics_reads_every_kind_with_its_own_service_account(watched: Watched):
+    assert watched.up == 1.0
+    assert watched.series["kube_statefulset_replicas"] == len(watched.statefulsets)
+    assert watched.series["kube_deployment_spec_replicas"] == len(watched.deployments)
+    assert watched.series["kube_pod_owner"] >= len(watched.pods)
+    for metric in ("kube_pod_status_phase", "kube_namespace_status_phase", "kube_persistentvolumeclaim_info",
+                   "kube_daemonset_status_desired_number_scheduled"):
+        assert watched.series[metric] > 0, (metric, watched.series)
+    # Every list/watch it makes is allowed: the API server refuses with "forbidden".
+    assert "forbidden" not in watched.ksm_log.lower(), watched.ksm_log[-4000:]
+    assert watched.forbidden_secrets == 403
+
+
+def test_replicas_and_not_ready_alerts_reach_alertmanager(watched: Watched):
+    """No kubelet or controller: every StatefulSet and Deployment of the stack lacks replicas, and
+    the pods made for the StatefulSets stay Pending; each alert carries the namespace and the
+    object's name, and the warning route delivers it."""
+    held = [a["labels"] for a in watched.alerts]
+    for want in expected_alerts(NS, watched.statefulsets, watched.deployments, watched.pods):
+        assert any(all(h.get(k) == v for k, v in want.items()) for h in held), (want, held)
+    assert len(watched.statefulsets) == 7 and watched.deployments and len(watched.pods) == 7
+    names = {labels["alertname"] for d in watched.deliveries if d.receiver == watched.warning_receiver
+             for labels in delivered(d)}
+    assert {"KubeStatefulSetReplicasMismatch", "KubeDeploymentReplicasMismatch", "KubePodNotReady"} <= names
+    FIGURES["k8s alerts at Alertmanager"] = sum(a["labels"]["alertname"].startswith("Kube") for a in watched.alerts)
+
+
+def test_every_service_account_may_do_what_its_tool_needs_and_no_more(deployed):
+    """SubjectAccessReviews answered by the real API server's RBAC authorizer: each ServiceAccount
+    may do every (verb, resource) of its workload's rendered ClusterRole rules, no write on those
+    resources, and nothing in REFUSED; one without rules may not even list pods."""
+    _, _, _, api, _ = deployed
+    settings = settings_for("prod")
+    needs = {w.name: kubernetes.cluster_rules(w) if w.uses_kubernetes_api else []
+             for tool in TOOLS if settings.enabled(tool.name) for w in workloads_of(tool.name, settings)}
+    accounts = api.names(f"/api/v1/namespaces/{NS}/serviceaccounts") - {"default"}
+    assert accounts == set(needs), (accounts, set(needs))
+    assert {n for n, rules in needs.items() if rules} >= {"prometheus", "kube-state-metrics"}
+    wrong, asked = [], 0
+    for account, rules in sorted(needs.items()):
+        user = f"system:serviceaccount:{NS}:{account}"
+        granted = rule_cases(rules)
+        for case in granted:
+            for namespace in (None,) if "path" in case else (None, NS):
+                asked += 1
+                if not access_review(api, user, **case, namespace=namespace):
+                    wrong.append((account, "refused", case, namespace))
+        refused = list(REFUSED) + [{**c, "verb": verb} for c in granted if "path" not in c for verb in WRITES]
+        if not rules:
+            refused += [{"verb": "list", "resource": "pods"}, {"verb": "list", "resource": "nodes"}]
+        for case in refused:
+            asked += 1
+            if access_review(api, user, **case):
+                wrong.append((account, "allowed", case))
+    assert not wrong, wrong
+    FIGURES["access reviews"] = asked
 
 
 def test_retention_change_grows_claims_in_place(deployed):
@@ -216,7 +332,7 @@ def test_destroy_leaves_only_retained_namespace_and_claims(deployed, capsys):
     assert not api.names(f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies")
     assert not api.names(f"/api/v1/namespaces/{NS}/services")
     api.get(f"/api/v1/namespaces/{NS}")  # retained on delete
-    assert len(api.names(f"/api/v1/namespaces/{NS}/persistentvolumeclaims")) == 20  # one per replica
+    assert len(api.names(f"/api/v1/namespaces/{NS}/persistentvolumeclaims")) == 24  # one per replica
     with capsys.disabled():
         print("\napiserver: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
                                           for k, v in FIGURES.items()))

@@ -1,6 +1,6 @@
 """Replicated Pyroscope (issue 15): upstream's microservices mode, the only HA shape Pyroscope
 1.21.1 documents (its monolithic mode is "meant to be used when you only need one pyroscope
-instance"; docs/upstream-facts.md section 16), checked in the rendered config and in the
+instance"; docs/upstream-facts.md section 18), checked in the rendered config and in the
 manifests the Kubernetes backend declares under mocks.
 
 Expectations are upstream's facts at the tag, written here by hand: the component targets of the
@@ -17,11 +17,11 @@ import yaml
 
 from observability_stack.components.render import links_for, render_all, workloads_of
 from observability_stack.components.targets.kubernetes import selector_labels
-from observability_stack.config import load_settings
+from observability_stack.config import ConfigError, load_settings
 from tests.harness import run_with_workloads
 from tests.scenarios import KUBERNETES, settings_for
 
-# Upstream facts (Pyroscope 1.21.1; docs/upstream-facts.md section 16):
+# Upstream facts (Pyroscope 1.21.1; docs/upstream-facts.md section 18):
 # operations/pyroscope/helm/pyroscope/values-micro-services.yaml `pyroscope.components`, less the
 # optional tenant-settings and ad-hoc-profiles APIs.
 CHART_COMPONENTS = {"querier", "query-frontend", "query-scheduler", "distributor", "ingester", "compactor",
@@ -78,6 +78,7 @@ def test_memberlist_seeds_are_the_headless_services_of_every_component(prod_run)
     run, workloads = prod_run
     doc = config(settings_for("prod"))
     assert doc["memberlist"]["bind_port"] == MEMBERLIST_PORT
+    assert "pyroscope" in doc["memberlist"]["cluster_label"]  # its own gossip cluster
     services = named(run, SERVICE)
     seeded = set()
     for seed in doc["memberlist"]["join_members"]:
@@ -166,5 +167,8 @@ def test_one_replica_is_the_single_binary():
     assert not any(a.startswith("-target=") for a in single.args)  # `all`, the default
     doc = config(settings)
     assert "memberlist" not in doc and "ingester" not in doc
-    two = load_settings({**raw, "components": {"pyroscope": {"replicas": 2}}}, stack="prod", secret_keys=["alerting"])
-    assert config(two)["ingester"]["lifecycler"]["ring"]["replication_factor"] == 2
+    # Two replicas could not keep a quorum of 2 after losing one: refused, one line naming the key.
+    with pytest.raises(ConfigError) as err:
+        load_settings({**raw, "components": {"pyroscope": {"replicas": 2}}}, stack="prod", secret_keys=["alerting"])
+    assert len(err.value.problems) == 1
+    assert err.value.problems[0].startswith("observability:components.pyroscope.replicas: 2 is not allowed")

@@ -15,7 +15,7 @@ import yaml
 
 from observability_stack.components.render import render_all, workloads_of
 from observability_stack.components.targets.kubernetes import selector_labels
-from observability_stack.config import load_settings
+from observability_stack.config import ConfigError, load_settings
 from tests.harness import run_with_workloads
 from tests.scenarios import KUBERNETES, settings_for
 
@@ -55,6 +55,8 @@ def test_every_storage_kind_runs_scalable_monolithic_with_rf3(scenario):
     assert doc["compactor"]["compaction"]["block_retention"]  # the merge kept the retention
     # Every process joins the same gossip cluster, through a name that resolves every replica.
     assert doc["memberlist"]["bind_port"] == MEMBERLIST_PORT
+    # Its own gossip cluster: a label no other tool's memberlist carries.
+    assert "tempo" in doc["memberlist"]["cluster_label"]
     [join] = doc["memberlist"]["join_members"]
     host, port = join.removeprefix("dns+").rsplit(":", 1)
     assert join.startswith("dns+") and int(port) == MEMBERLIST_PORT
@@ -125,8 +127,11 @@ def test_explicit_replica_counts():
                "components": {"tempo": {"replicas": replicas}}}
         return load_settings(raw, stack="prod", secret_keys=["alerting"])
 
-    # Two replicas cannot hold three copies: the factor follows the count.
-    assert tempo_config(settings(2))["ingester"]["lifecycler"]["ring"]["replication_factor"] == 2
+    # Two replicas could not keep a quorum of 2 after losing one: refused, one line naming the key.
+    with pytest.raises(ConfigError) as err:
+        settings(2)
+    assert len(err.value.problems) == 1
+    assert err.value.problems[0].startswith("observability:components.tempo.replicas: 2 is not allowed")
     assert tempo_config(settings(5))["ingester"]["lifecycler"]["ring"]["replication_factor"] == RF
     # One replica is the monolithic `all` (the default target): no ring peers, upstream's RF 1.
     one = tempo_config(settings(1))

@@ -48,10 +48,15 @@ def test_prod_preset_turns_it_on_and_counts_follow():
     s = prod()
     assert s.high_availability
     assert {t: s.replicas(t) for t in HA_REPLICAS} == {"alertmanager": 3, "prometheus": 2, "collector": 2,
-                                                       "tempo": 3, "pyroscope": 3}
-    assert prod(high_availability=False).replicas("tempo") == 1
-    for tool in ("grafana", "loki", "mimir"):
+                                                       "loki": 3, "mimir": 3, "tempo": 3, "pyroscope": 3}
+    for tool in ("grafana",):
         assert s.replicas(tool) == 1
+    # Loki and Mimir replicate only on object storage (a single-node prod keeps one of each).
+    assert prod(high_availability=False).replicas("loki") == 1
+    assert prod(high_availability=False).replicas("tempo") == 1
+    no_bucket = Settings(environment="prod", alerting=PROD_ALERTING, high_availability=False,
+                         components={"alertmanager": {"replicas": 3}})
+    assert no_bucket.replicas("mimir") == 1 and no_bucket.replicas("alertmanager") == 3
     assert Settings().replicas("alertmanager") == 1  # dev
     assert prod(components={"alertmanager": {"replicas": 5}}).replicas("alertmanager") == 5
     # An override applies without HA too (on Kubernetes).
@@ -97,7 +102,8 @@ def test_prometheus_pair_labels_and_alerting():
     assert jobs["alertmanager"]["dns_sd_configs"] == [{"names": ["alertmanager-peers"], "type": "A", "port": 9093}]
     assert jobs["collector"]["dns_sd_configs"] == [
         {"names": ["collector-peers", "collector-sampling-peers"], "type": "A", "port": 8888}]
-    assert jobs["loki"]["static_configs"] == [{"targets": ["loki:3100"]}]  # one replica
+    assert jobs["loki"]["dns_sd_configs"] == [{"names": ["loki-peers"], "type": "A", "port": 3100}]
+    assert jobs["tempo"]["static_configs"] == [{"targets": ["tempo:3200"]}]  # one replica
     wl = workloads_of("prometheus", prod())[0]
     assert wl.replicas == 2 and wl.pod_name_env == "POD_NAME"
     # Mimir deduplicates the pair on the labels Prometheus sets.
@@ -121,13 +127,17 @@ def test_collector_two_tiers():
     assert gateway["service"]["pipelines"]["metrics"]["exporters"] == ["prometheusremotewrite"]
     assert sampling["service"]["pipelines"] == {"traces": {
         "receivers": ["otlp"], "processors": ["memory_limiter", "tail_sampling", "batch"], "exporters": ["otlp/tempo"]}}
-    gw, tier, agent = workloads_of("collector", s)
-    assert (gw.name, tier.name, agent.name) == ("collector", "collector-sampling", "collector-logs")
+    gw, tier, events, agent = workloads_of("collector", s)
+    assert (gw.name, tier.name, events.name, agent.name) == (
+        "collector", "collector-sampling", "collector-events", "collector-logs")
     assert gw.replicas == tier.replicas == 2 and tier.headless == "ready"
+    # The Kubernetes events watcher stays one: two would ship every event twice.
+    assert events.replicas == 1 and not events.headless
     assert not any(p.ingest or p.publish for p in tier.ports)  # only the load balancer sends here
     assert {e.address for e in gw.talks_to} >= {"collector-sampling:4317"}
-    assert links_for(s).peers == {"prometheus": "prometheus-peers", "alertmanager": "alertmanager-peers", "collector": "collector-peers",
-                                  "tempo": "tempo-peers", "pyroscope": "pyroscope-peers"}
+    assert links_for(s).peers == {"prometheus": "prometheus-peers", "alertmanager": "alertmanager-peers",
+                                  "loki": "loki-peers", "mimir": "mimir-peers", "tempo": "tempo-peers",
+                                  "pyroscope": "pyroscope-peers", "collector": "collector-peers"}
 
 
 # -- the Kubernetes backend --------------------------------------------------------------------
@@ -136,7 +146,8 @@ def test_collector_two_tiers():
 def test_every_multi_replica_workload_gets_pdb_spread_and_quorum_keeping_rollouts():
     run, workloads = scenario("prod")
     multi = {w.name: w for w in workloads if w.replicas > 1 and not w.per_node}
-    assert set(multi) == {"alertmanager", "prometheus", "collector", "collector-sampling", "tempo", *PYROSCOPE}
+    assert set(multi) == {"alertmanager", "prometheus", "collector", "collector-sampling", "loki", "mimir", "tempo",
+                          *PYROSCOPE}
     pdbs = named(run, PDB)
     assert set(pdbs) == set(multi)
     controllers = {**named(run, STS), **named(run, DEPLOYMENT)}
@@ -154,7 +165,8 @@ def test_every_multi_replica_workload_gets_pdb_spread_and_quorum_keeping_rollout
             assert spec["updateStrategy"] == {"type": "RollingUpdate"}
         else:
             assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
-    assert named(run, STS)["alertmanager"].inputs["spec"]["minReadySeconds"] == 30
+    for name in ("alertmanager", "loki", "mimir"):  # gossip peers: time to sync before the next one
+        assert named(run, STS)[name].inputs["spec"]["minReadySeconds"] == 30
     # Single-replica workloads: no spread, no PDB.
     for name, r in named(run, STS).items():
         if name not in multi:
@@ -172,7 +184,8 @@ def test_headless_services_and_downward_env():
     services = named(run, SERVICE)
     assert {n for n in services if n.endswith("-peers")} == {"alertmanager-peers", "prometheus-peers",
                                                              "collector-peers", "collector-sampling-peers",
-                                                             "tempo-peers", *(f"{n}-peers" for n in PYROSCOPE)}
+                                                             "loki-peers", "mimir-peers", "tempo-peers",
+                                                             *(f"{n}-peers" for n in PYROSCOPE)}
     am = services["alertmanager-peers"].inputs["spec"]
     assert am["clusterIP"] == "None" and am["publishNotReadyAddresses"] is True
     assert {(p["port"], p["protocol"]) for p in am["ports"]} == {(9093, "TCP"), (9094, "TCP"), (9094, "UDP")}

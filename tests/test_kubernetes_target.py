@@ -96,10 +96,10 @@ def test_prod_inventory():
     assert {w.name for w in workloads} >= set(TOOLS)
     assert set(by_object_name(run, STS)) == {"prometheus", "alertmanager", "loki", "tempo", "mimir", "pyroscope", "grafana",
                                              "pyroscope-store-gateway", "pyroscope-compactor"}
-    # highAvailability (the prod preset): the collector in two tiers; Pyroscope's stateless
-    # microservices (its ingesters are the `pyroscope` StatefulSet).
-    assert set(by_object_name(run, DEPLOYMENT)) == {"collector", "collector-sampling", "kube-state-metrics",
-                                                    "pyroscope-distributor", "pyroscope-querier",
+    # highAvailability (the prod preset): the collector in two tiers; the events watcher (one);
+    # Pyroscope's stateless microservices (its ingesters are the `pyroscope` StatefulSet).
+    assert set(by_object_name(run, DEPLOYMENT)) == {"collector", "collector-sampling", "collector-events",
+                                                    "kube-state-metrics", "pyroscope-distributor", "pyroscope-querier",
                                                     "pyroscope-query-frontend", "pyroscope-query-scheduler"}
     assert sorted(w.name for w in workloads if w.per_node) == sorted(
         r.inputs["metadata"]["name"] for r in run.of_type(DAEMONSET))
@@ -216,9 +216,10 @@ def test_every_container_is_hardened(name):
 def test_service_account_tokens_only_for_pod_discovery():
     run, workloads = scenario("prod")
     assert {w.name for w in workloads if w.discovers_pods} == {"prometheus"}
-    # Kubernetes API clients: Prometheus and kube-state-metrics (RBAC in their ClusterRoles).
+    # Kubernetes API clients: Prometheus, kube-state-metrics and the events collector (RBAC in
+    # their ClusterRoles).
     discovering = {w.name for w in workloads if w.uses_kubernetes_api}
-    assert discovering == {"prometheus", "kube-state-metrics"}
+    assert discovering == {"prometheus", "kube-state-metrics", "collector-events"}
     for r in run.of_type("kubernetes:core/v1:ServiceAccount"):
         name = r.inputs["metadata"]["name"]
         assert r.inputs["automountServiceAccountToken"] is (name in discovering)
@@ -244,6 +245,10 @@ def test_service_account_tokens_only_for_pod_discovery():
          "verbs": ["list", "watch"]},
         {"apiGroups": ["apps"], "resources": ["daemonsets", "deployments", "statefulsets"], "verbs": ["list", "watch"]},
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch"]},
+    ]
+    # The events collector: list and watch on Events, nothing else.
+    assert roles["observability-collector-events-cluster-read"] == [
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["list", "watch"]},
     ]
 
 
@@ -580,10 +585,20 @@ def test_network_policies_cover_every_declared_flow_and_nothing_else(name):
         for names, port in dns_discovery(yaml.safe_load(f.content))
         for host in names if workload_of(host) in by_name
     }
-    # Flows between components that find each other through a ring, so no config names the
-    # address: Pyroscope's microservices (docs/upstream-facts.md section 16; every ring advertises
-    # the HTTP port): distributor -> ingesters, frontend -> scheduler, querier -> scheduler,
+    # A dskit ring (memberlist `join_members`) advertises each member at `server.grpc_listen_port`
+    # (Mimir 3.0.2 `-ingester.ring.instance-port`: "defaults to -server.grpc-listen-port"; Loki's
+    # lifecycler and Tempo's likewise): the replicas dial each other there (distributor ->
+    # ingester, querier -> ingester), an address no config spells out. Pyroscope's rings advertise
+    # the HTTP port instead and its components are separate workloads (docs/upstream-facts.md
+    # section 18): distributor -> ingesters, frontend -> scheduler, querier -> scheduler,
     # frontend, ingesters, store-gateways.
+    declared |= {
+        (w.name, w.name, doc["server"]["grpc_listen_port"])
+        for w in workloads for f in w.config_files
+        for doc in [yaml.safe_load(f.content)]
+        if isinstance(doc, dict) and doc.get("memberlist", {}).get("join_members")
+        and "grpc_listen_port" in doc.get("server", {})
+    }
     ring_flows = {("pyroscope-distributor", "pyroscope", 4040), ("pyroscope-query-frontend", "pyroscope-query-scheduler", 4040),
                   ("pyroscope-querier", "pyroscope-query-scheduler", 4040), ("pyroscope-querier", "pyroscope-query-frontend", 4040),
                   ("pyroscope-querier", "pyroscope", 4040), ("pyroscope-querier", "pyroscope-store-gateway", 4040)}
@@ -623,7 +638,7 @@ def test_network_policies_cover_every_declared_flow_and_nothing_else(name):
             # Kubelets (10250) and node-exporter (9100) listen on node addresses.
             assert {9100, 10250} <= {p["port"] for p in external[2]["ports"]}
             assert all(peer.get("ipBlock") for rule in external[1:] for peer in rule["to"])
-        elif owner == "kube-state-metrics":
+        elif owner in ("kube-state-metrics", "collector-events"):
             assert len(external) == 1 and {p["port"] for p in external[0]["ports"]} == {443, 6443}
         elif owner == "alertmanager":
             assert len(external) == 1 and all(peer.get("ipBlock") for peer in external[0]["to"])

@@ -455,7 +455,9 @@ def test_tempo_otlp_published_only_without_collector():
 ])
 def test_log_agent_per_target(target, path, glob):
     s = custom(target=target)
-    gateway, agent = workloads_of("collector", s)
+    workloads = workloads_of("collector", s)
+    # (Kubernetes also runs the events watcher, collector-events, in between.)
+    gateway, agent = workloads[0], workloads[-1]
     assert agent.name == "collector-logs" and agent.per_node
     assert agent.uid == 0 and agent.root_reason and agent.capabilities == ("DAC_READ_SEARCH",)
     assert agent.read_only_root and agent.host_logs.paths == (path,)

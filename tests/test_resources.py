@@ -94,8 +94,13 @@ def test_num_traces_from_the_same_figures():
 def test_mimir_memory_by_upstreams_capacity_rule():
     # distributor 20,000 / 25,000 x 1 GB = 0.8 GB; ingester 300,000 / 300,000 x 2.5 GB = 2.5 GB
     # 3.3e9 B = 49.17 x 64 MiB -> request 50 x 64 = 3200Mi; + 50%: 4.95e9 B = 73.76 -> 74 x 64 = 4736Mi
-    r = sizing.resources(prod(), "mimir")
+    r = sizing.resources(prod(highAvailability=False), "mimir")
     assert (r.memory_request, r.memory_limit) == ("3200Mi", "4736Mi")
+    # Prod's 3 replicas, per replica: the distributor receives a third of the pushes
+    # (20,000 / 3 / 25,000 x 1 GB = 0.27 GB), the ingester holds RF 3 / 3 replicas = all series
+    # (2.5 GB): 2.77e9 B = 41.23 x 64 MiB -> 42 x 64 = 2688Mi; + 50%: 61.84 -> 62 x 64 = 3968Mi
+    r = sizing.resources(prod(), "mimir")
+    assert (r.memory_request, r.memory_limit) == ("2688Mi", "3968Mi")
     # dev: 2,000 samples/s: 0.08 GB + 30,000 / 300,000 x 2.5 GB = 0.33 GB < the 384Mi base floor
     # -> request 384Mi; x 1.5 = 576Mi
     r = sizing.resources(load_settings({}, stack="dev"), "mimir")
