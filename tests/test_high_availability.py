@@ -103,7 +103,8 @@ def test_prometheus_pair_labels_and_alerting():
     assert jobs["collector"]["dns_sd_configs"] == [
         {"names": ["collector-peers", "collector-sampling-peers"], "type": "A", "port": 8888}]
     assert jobs["loki"]["dns_sd_configs"] == [{"names": ["loki-peers"], "type": "A", "port": 3100}]
-    assert jobs["tempo"]["static_configs"] == [{"targets": ["tempo:3200"]}]  # one replica
+    assert jobs["tempo"]["dns_sd_configs"] == [{"names": ["tempo-peers"], "type": "A", "port": 3200}]
+    assert jobs["grafana"]["static_configs"] == [{"targets": ["grafana:3000"]}]  # one replica
     wl = workloads_of("prometheus", prod())[0]
     assert wl.replicas == 2 and wl.pod_name_env == "POD_NAME"
     # Mimir deduplicates the pair on the labels Prometheus sets.
