@@ -24,6 +24,7 @@ from pulumi import automation as auto
 from scripts.engine import offline_env, open_stack
 from tests.harness import ROOT
 from tests.enginekit import Events, engine_ready, work_dir
+from tests.scenarios import settings_for
 
 pytestmark = pytest.mark.engine
 PREVIOUS_RELEASE = "1b0d718"  # tag v0.1.0
@@ -88,6 +89,12 @@ def test_a_stack_of_the_previous_release_upgrades_without_replacing_data(previou
     new_replica_claims = [c for c in created if c[0] == "kubernetes:core/v1:PersistentVolumeClaim"
                           and re.search(r"-data-[1-9]$", c[1])]
     assert not [c for c in created if c[0] in VOLUME_KINDS and c not in new_replica_claims], created
-    assert len(new_replica_claims) == 3, new_replica_claims  # alertmanager 1, 2; prometheus 1
+    # One per new replica of each tool that had a claim: what the committed prod stack asks for
+    # (read as the program reads it), e.g. alertmanager 1, 2; prometheus 1; loki 1, 2; mimir 1, 2.
+    settings = settings_for("prod")
+    tools = {re.fullmatch(r"data-(.+)-0", c["metadata"]["name"])[1] for c in claims_before}
+    expected = sorted((tool, i) for tool in tools for i in range(1, settings.replicas(tool)))
+    got = sorted((m[1], int(m[2])) for m in (re.search(r"([a-z_]+)-data-(\d+)$", u) for _, u in new_replica_claims))
+    assert got == expected, new_replica_claims
     assert result.change_summary.get(auto.OpType.DELETE, 0) == 0
     print(f"\nupgrade from {PREVIOUS_RELEASE}: {dict(result.change_summary)}; replaced {sorted({t for t, _ in replaced})}")
