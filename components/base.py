@@ -72,7 +72,11 @@ class ToolComponent(pulumi.ComponentResource):
         workloads: tuple[Workload, ...],
         backend: Backend,
         opts: Optional[pulumi.ResourceOptions] = None,
+        entry: Optional[str] = None,
     ):
+        """`entry`: the workload whose Service is the tool's address (components/wiring.py, the
+        `http` endpoint), when it is not the first one (Pyroscope's replicated components: the
+        distributor takes pushes, the first workload is the ingesters)."""
         super().__init__(self.TYPE, name, None, opts)
         # The first workload is the tool itself; others are helpers it owns (the collector's
         # per-node log agent), named `<name>-<workload name minus the tool prefix>`.
@@ -80,10 +84,14 @@ class ToolComponent(pulumi.ComponentResource):
         main, *helpers = workloads
         deployed = backend.deploy(name, main, parent=self)
         external = dict(deployed.external_urls)
+        entry_workload, entry_urls = main, deployed.internal_urls
         for helper in helpers:
             role = helper.name.removeprefix(main.name + "-")
-            external.update(backend.deploy(f"{name}-{role}", helper, parent=self).external_urls)
+            done = backend.deploy(f"{name}-{role}", helper, parent=self)
+            external.update(done.external_urls)
+            if helper.name == entry:
+                entry_workload, entry_urls = helper, done.internal_urls
         # A per-node exporter on Kubernetes has no Service: nothing addresses one node's instance.
-        self.internal_url = deployed.internal_urls.get(main.ports[0].name) or pulumi.Output.from_input("")
+        self.internal_url = entry_urls.get(entry_workload.ports[0].name) or pulumi.Output.from_input("")
         self.urls = pulumi.Output.all(**external) if external else pulumi.Output.from_input({})
         self.register_outputs({"internal_url": self.internal_url, "urls": self.urls})

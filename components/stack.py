@@ -132,9 +132,10 @@ class ObservabilityStack(pulumi.ComponentResource):
             if not settings.enabled(tool.name):
                 continue
             extra = {"admin_password": password} if tool.name == "grafana" else {}
+            entry = links.endpoint(tool.name, "http")
             self.tools[tool.name] = tool.component(
                 f"{name}-{tool.name}", tool.workloads(settings, links, platform, **extra), backend,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self), entry=entry.service if entry else None,
             )
         backend.finish([w for component in self.tools.values() for w in component.workloads])
 

@@ -465,6 +465,10 @@ def test_services_cluster_ip_by_default_and_in_cluster_urls():
     urls = run.outputs["urls"]
     assert urls["grafana"]["http"] == "http://grafana.observability.svc.cluster.local:3000"
     assert run.outputs["internalUrls"]["loki"] == "http://loki:3100"
+    # A tool's address is where the stack's own links point (its `http` endpoint): for replicated
+    # Pyroscope the distributor, not the ingesters that come first among its workloads.
+    assert run.outputs["internalUrls"]["pyroscope"] == "http://pyroscope-distributor:4040"
+    assert run.outputs["internalUrls"]["mimir"] == "http://mimir:8080"
     env = run.outputs["telemetryEnv"]
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector.observability.svc.cluster.local:4317"
     # Replicated Pyroscope (microservices, issue 15): pushes go to the distributor, queries to the
