@@ -73,19 +73,25 @@ def test_single_node_prod_moves_to_ha_without_losing_a_claim(tmp_path):
     result = stack.preview(on_event=events, on_output=lambda _: None)
 
     ops = events.ops
+    values, secret_keys = engine_config({k: v for k, v in ha["config"].items()})
+    settings = load_settings({k[len(NS):]: parse_raw(v) for k, v in values.items() if k.startswith(NS)},
+                             stack="prod", secret_keys=secret_keys)
     deleted = [(t, u) for op, t, u in ops if op == "delete"]
     replaced = [(t, u) for op, t, u in ops if op in ("replace", "create-replacement", "delete-replaced")]
     assert not deleted, deleted
     assert not [r for r in replaced if r[0] not in REPLACEABLE], replaced
     touched_claims = [(op, u) for op, t, u in ops if t == CLAIM and op not in ("same", "create")]
     assert not touched_claims, touched_claims  # pinned sizes: the existing claims are unchanged
-    created = [u.rsplit("::", 1)[-1] for op, t, u in ops if op == "create" and t in (CLAIM, STATEFULSET)]
+    created_all = [u.rsplit("::", 1)[-1] for op, t, u in ops if op == "create" and t in (CLAIM, STATEFULSET)]
+    # Pyroscope replicates as upstream's microservices (docs/upstream-facts.md): its store-gateways
+    # and compactors are new StatefulSets with claims of their own (3 each); its ingesters carry on
+    # as the old `pyroscope` StatefulSet and claim.
+    new_components = [n for n in created_all if re.search(r"-pyroscope-(compactor|store-gateway)-(statefulset|data(-\d+)?)$", n)]
+    assert len(new_components) == 2 * (1 + settings.replicas("pyroscope")), new_components
+    created = [n for n in created_all if n not in new_components]
     assert all(re.search(r"-data-[1-9]$", name) for name in created), created
     # One new claim per new replica of each tool with a volume: what the HA settings ask for
     # (read from the stack file as the program reads it), not what the program produced.
-    values, secret_keys = engine_config({k: v for k, v in ha["config"].items()})
-    settings = load_settings({k[len(NS):]: parse_raw(v) for k, v in values.items() if k.startswith(NS)},
-                             stack="prod", secret_keys=secret_keys)
     # (Logical names: ordinal 0 keeps the pre-replica `...<tool>-data`, the others `...<tool>-data-<n>`.)
     expected = sorted((tool, i) for tool, _ in before for i in range(1, settings.replicas(tool)))
     assert sorted((m[1], int(m[2])) for m in (re.search(r"([a-z_]+)-data-(\d+)$", c) for c in created)) == expected
