@@ -41,7 +41,18 @@ def test_preview_diff_of_the_committed_prod_stack(engine):
     assert "kubernetes:apps/v1:StatefulSet" in text and f"+ {creates} to create" in text
     # Secrets were decrypted by the engine and stay secret in the diff.
     assert "example-routingKey" not in text and "[secret]" in text
-    assert sum(1 for _, t, _ in events.ops if t == "kubernetes:apps/v1:StatefulSet") == 7
+    statefulsets, _ = _declared_volumes()
+    assert sum(1 for _, t, _ in events.ops if t == "kubernetes:apps/v1:StatefulSet") == statefulsets
+
+
+def _declared_volumes() -> tuple[int, int]:
+    """(StatefulSets, claims) the prod stack's workloads ask for: one StatefulSet per workload
+    with a data volume, one claim per replica of it."""
+    from tests.harness import run_with_workloads
+
+    _, workloads = run_with_workloads("prod")
+    stateful = [w for w in workloads if w.data is not None and not w.per_node]
+    return len(stateful), sum(w.replicas for w in stateful)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +123,8 @@ def test_destroy_removes_everything_but_retained_data(rendered, capsys):
     # retain_on_delete: the claims (and the namespace holding them) outlive the stack.
     left = [d for f in out_dir.rglob("*.yaml") for d in yaml.safe_load_all(f.read_text()) if d]
     assert sorted({d["kind"] for d in left}) == ["Namespace", "PersistentVolumeClaim"], [d["kind"] for d in left]
-    assert sum(d["kind"] == "PersistentVolumeClaim" for d in left) == 10  # one per replica (HA prod)
+    # One per replica of every stateful workload (HA prod: 24 with Pyroscope's components).
+    assert sum(d["kind"] == "PersistentVolumeClaim" for d in left) == _declared_volumes()[1]
     with capsys.disabled():
         print("\nengine: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
                                        for k, v in FIGURES.items()))

@@ -219,7 +219,7 @@ WRITES = ("create", "update", "patch", "delete")
 
 
 @pytest.fixture(scope="module")
-def watched(deployed, apiserver: APIServer, tmp_path_factory) -> Watched:
+def watched(deployed, apiserver: APIServer, tmp_path_factory, module_event_loop) -> Watched:
     """kube-state-metrics as its ServiceAccount, Prometheus and Alertmanager as rendered, run
     until the alerts arrive; all stopped (and the pods it made deleted) before the tests read."""
     result = watch_cluster(apiserver, NS, tmp_path_factory.mktemp("cluster-watch"))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from observability_stack.components import alertmanager, prometheus
 from observability_stack.components.render import links_for, workloads_of
@@ -205,8 +206,12 @@ def test_prometheus_pair_alerts_once_and_survives_a_lost_replica(cluster: Cluste
 
         addresses = [f"127.0.0.1:{free_port()}" for _ in range(prom.replicas)]
         targets = {t: stub.target for job, t in prometheus.stack_targets(links).items()}
-        resolved = {f"alertmanager-peers:{alertmanager.HTTP_PORT}": cluster.alive(),
-                    f"collector-peers:8888": [stub.target], "collector-sampling-peers:8888": [stub.target]}
+        # Every replicated tool the config discovers by DNS (its headless Service) is the stub,
+        # but the Alertmanagers, which are the real peers.
+        rendered = yaml.safe_load(next(f.content for f in prom.config_files if f.path == prometheus.CONFIG_PATH))
+        resolved = {f"{name}:{sd['port']}": [stub.target] for job in rendered["scrape_configs"]
+                    for sd in job.get("dns_sd_configs", []) for name in sd["names"]}
+        resolved[f"alertmanager-peers:{alertmanager.HTTP_PORT}"] = cluster.alive()
         push = links.remote_write.url
         procs = []
         for i, address in enumerate(addresses):

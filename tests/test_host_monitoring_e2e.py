@@ -241,7 +241,7 @@ def missing(run: Running) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, module_event_loop):
     started = time.monotonic()
     tmp = tmp_path_factory.mktemp("host")
     prometheus_bin, alertmanager_bin = pinned_binary("prometheus"), pinned_binary("alertmanager")
