@@ -33,9 +33,9 @@ images: tools
 test: venv tools
 	$(PY) -m pytest
 
-## the fast suite only (no real processes, no engine)
+## the fast suite only (no real processes, no engine), on every core
 test-unit: venv
-	$(PY) -m pytest -m "not slow and not engine"
+	$(PY) -m pytest -m "not slow and not engine" -n auto
 
 ## every rendered config (and Kubernetes manifests) of a stack, offline: make render STACK=prod
 render: venv
