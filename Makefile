@@ -29,9 +29,11 @@ tools:
 images: tools
 	python3 scripts/build-local-images.py
 
-## the whole test suite: unit, golden, real tools, real processes, real Pulumi engine
+## the whole test suite: unit, golden, real tools, real processes, real Pulumi engine. The fast
+## part runs on every core; the real processes and the engine run one test at a time (timed waits).
 test: venv tools
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow and not engine" -n auto
+	$(PY) -m pytest -m "slow or engine"
 
 ## the fast suite only (no real processes, no engine), on every core
 test-unit: venv
