@@ -43,10 +43,11 @@ from observability_stack.config.loader import parse_raw
 from tests.e2e import localize
 from tests.e2e.exporter import Exporter, app_metrics, payments_metrics, stub_metrics
 from tests.e2e.http_sink import Deliveries, Delivery, HttpSink
-from tests.e2e.local_stack import delivered, pinned_binary, write_local_layout
-from tests.e2e.procs import Process, free_port, http_get_json, http_post_json
+from tests.e2e.local_stack import (
+    delivered, smtp_sinks, start_prometheus_and_alertmanager, write_local_layout,
+)
+from tests.e2e.procs import free_port, http_get_json, http_post_json
 from tests.e2e.receivers import pointed_at_sinks, routing_key, smtp_password
-from tests.e2e.smtp_sink import SmtpSink
 from tests.scenarios import NS, scenarios
 
 pytestmark = pytest.mark.slow
@@ -186,18 +187,10 @@ def post_test_alerts(am: str) -> None:
 
 @contextlib.contextmanager
 def running_scenario(name: str, tmp: Path):
-    prometheus_bin, alertmanager_bin = pinned_binary("prometheus"), pinned_binary("alertmanager")
     deliveries = Deliveries()
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(HttpSink(deliveries))
-        smtp: dict[str, SmtpSink] = {}
-
-        def smarthost(receiver: str) -> str:
-            if receiver not in smtp:
-                smtp[receiver] = stack.enter_context(SmtpSink(receiver, deliveries))
-            return smtp[receiver].smarthost
-
-        settings = sink_settings(name, sink, smarthost)
+        settings = sink_settings(name, sink, smtp_sinks(stack, deliveries))
         app = stack.enter_context(Exporter(app_metrics))
         payments = stack.enter_context(Exporter(payments_metrics))
         stub = stack.enter_context(Exporter(stub_metrics))
@@ -218,14 +211,9 @@ def running_scenario(name: str, tmp: Path):
         rendered, prom_w, am_w = write_local_layout(
             settings, root, targets, {"e2e-app": app.target, "e2e-down": closed},
             scale=SCALE, scrape_interval=SCRAPE_INTERVAL)
+        prom, am, prom_proc, am_proc = start_prometheus_and_alertmanager(stack, root, prom_w, am_w, prom_addr,
+                                                                          am_addr, tmp)
         prom_args = localize.local_args(prom_w.args, root, prom_addr)
-        am_proc = stack.enter_context(Process(
-            "alertmanager", [alertmanager_bin, *localize.local_args(am_w.args, root, am_addr)],
-            tmp / "alertmanager.log"))
-        prom_proc = stack.enter_context(Process("prometheus", [prometheus_bin, *prom_args], tmp / "prometheus.log"))
-        am, prom = f"http://{am_addr}", f"http://{prom_addr}"
-        am_proc.wait_ready(f"{am}/-/ready")
-        prom_proc.wait_ready(f"{prom}/-/ready")
 
         post_test_alerts(am)
 

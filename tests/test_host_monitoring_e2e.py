@@ -60,10 +60,9 @@ from observability_stack.components import node_exporter, prometheus
 from observability_stack.components.render import links_for, workloads_of
 from observability_stack.config import Settings, load_settings
 from observability_stack.config.loader import parse_raw
-from tests.e2e import localize
 from tests.e2e.exporter import Exporter, stub_metrics
 from tests.e2e.http_sink import Deliveries, Delivery, HttpSink
-from tests.e2e.local_stack import pinned_binary, write_local_layout
+from tests.e2e.local_stack import start_prometheus_and_alertmanager, write_local_layout
 from tests.e2e.procs import Process, free_port, http_get_json
 from tests.e2e.receivers import pointed_at_sinks
 from tests.scenarios import NS, SECURE
@@ -244,7 +243,6 @@ def missing(run: Running) -> list[str]:
 def run(tmp_path_factory, module_event_loop):
     started = time.monotonic()
     tmp = tmp_path_factory.mktemp("host")
-    prometheus_bin, alertmanager_bin = pinned_binary("prometheus"), pinned_binary("alertmanager")
     ne_bin = node_exporter_binary()
     deliveries = Deliveries()
     with contextlib.ExitStack() as stack:
@@ -275,14 +273,8 @@ def run(tmp_path_factory, module_event_loop):
             patch.setattr(node_exporter, "monitoring_rules", overlay)
             rendered, prom_w, am_w = write_local_layout(settings, root, targets, {},
                                                         scale=SCALE, scrape_interval=SCRAPE_INTERVAL)
-        am_proc = stack.enter_context(Process(
-            "alertmanager", [alertmanager_bin, *localize.local_args(am_w.args, root, am_addr)],
-            tmp / "alertmanager.log"))
-        prom_proc = stack.enter_context(Process(
-            "prometheus", [prometheus_bin, *localize.local_args(prom_w.args, root, prom_addr)],
-            tmp / "prometheus.log"))
-        am_proc.wait_ready(f"http://{am_addr}/-/ready")
-        prom_proc.wait_ready(f"http://{prom_addr}/-/ready")
+        _, _, prom_proc, am_proc = start_prometheus_and_alertmanager(stack, root, prom_w, am_w, prom_addr,
+                                                                     am_addr, tmp)
         running = Running(settings, f"http://{prom_addr}", f"http://{am_addr}", ne_addr, threshold,
                           rendered, deliveries)
         running.timings["processes up"] = round(time.monotonic() - started, 1)

@@ -37,13 +37,13 @@ from observability_stack.components import kube_state_metrics, prometheus
 from observability_stack.components.render import links_for, workloads_of
 from observability_stack.config import Settings, load_settings
 from observability_stack.config.loader import parse_raw
-from tests.e2e import localize
 from tests.e2e.exporter import Exporter, stub_metrics
 from tests.e2e.http_sink import Deliveries, Delivery, HttpSink
-from tests.e2e.local_stack import delivered, pinned_binary, write_local_layout
+from tests.e2e.local_stack import (
+    delivered, smtp_sinks, start_prometheus_and_alertmanager, write_local_layout,
+)
 from tests.e2e.procs import Process, free_port, http_get_json
 from tests.e2e.receivers import pointed_at_sinks
-from tests.e2e.smtp_sink import SmtpSink
 from tests.harness import ROOT
 from tests.kube import KubeAPI
 from tests.scenarios import NS, scenarios
@@ -230,21 +230,13 @@ def prod_settings(sink: HttpSink, smarthost: Callable[[str], str]) -> Settings:
 def watch_cluster(apiserver, namespace: str, tmp: Path) -> Watched:
     started = time.monotonic()
     ksm_bin = ksm_binary()
-    prometheus_bin, alertmanager_bin = pinned_binary("prometheus"), pinned_binary("alertmanager")
     api = apiserver.api
     statefulsets = api.names(f"/apis/apps/v1/namespaces/{namespace}/statefulsets")
     deployments = api.names(f"/apis/apps/v1/namespaces/{namespace}/deployments")
     deliveries = Deliveries()
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(HttpSink(deliveries))
-        smtp: dict[str, SmtpSink] = {}
-
-        def smarthost(receiver: str) -> str:
-            if receiver not in smtp:
-                smtp[receiver] = stack.enter_context(SmtpSink(receiver, deliveries))
-            return smtp[receiver].smarthost
-
-        settings = prod_settings(sink, smarthost)
+        settings = prod_settings(sink, smtp_sinks(stack, deliveries))
         ksm_w = workloads_of("kube_state_metrics", settings)[0]
         kubeconfig = service_account_kubeconfig(api, apiserver.server, apiserver.pki, namespace, ksm_w.name,
                                                 tmp / "kube-state-metrics.kubeconfig")
@@ -274,15 +266,7 @@ def watch_cluster(apiserver, namespace: str, tmp: Path) -> Watched:
         root = tmp / "root"
         _, prom_w, am_w = write_local_layout(settings, root, targets, {}, scale=SCALE,
                                              scrape_interval=SCRAPE_INTERVAL)
-        am_proc = stack.enter_context(Process(
-            "alertmanager", [alertmanager_bin, *localize.local_args(am_w.args, root, am_addr)],
-            tmp / "alertmanager.log"))
-        prom_proc = stack.enter_context(Process(
-            "prometheus", [prometheus_bin, *localize.local_args(prom_w.args, root, prom_addr)],
-            tmp / "prometheus.log"))
-        am, prom = f"http://{am_addr}", f"http://{prom_addr}"
-        am_proc.wait_ready(f"{am}/-/ready")
-        prom_proc.wait_ready(f"{prom}/-/ready")
+        prom, am, prom_proc, _ = start_prometheus_and_alertmanager(stack, root, prom_w, am_w, prom_addr, am_addr, tmp)
 
         warning = settings.alerting.routes.warning
         want = expected_alerts(namespace, statefulsets, deployments, pods)

@@ -79,3 +79,36 @@ def delivered(d: Delivery) -> list[dict]:
     match = SUBJECT.match(text)
     assert match, f"{d.service} notification without a [FIRING:n] subject: {text!r}"
     return [{"alertname": match.group(2)}] * int(match.group(1))
+
+
+def smtp_sinks(stack, deliveries):
+    """`smarthost(receiver)` for sink_settings-style helpers: one SMTP sink per email receiver,
+    started on first use and stopped with `stack` (a contextlib.ExitStack)."""
+    from tests.e2e.smtp_sink import SmtpSink
+
+    started: dict = {}
+
+    def smarthost(receiver: str) -> str:
+        if receiver not in started:
+            started[receiver] = stack.enter_context(SmtpSink(receiver, deliveries))
+        return started[receiver].smarthost
+
+    return smarthost
+
+
+def start_prometheus_and_alertmanager(stack, root: Path, prom_w, am_w, prom_addr: str, am_addr: str,
+                                      logs: Path) -> tuple:
+    """The pinned Alertmanager, then Prometheus, from a `write_local_layout` tree, both ready;
+    stopped with `stack`. Returns their base URLs and processes: (prom, am, prom_proc, am_proc)."""
+    from tests.e2e.procs import Process
+
+    am_proc = stack.enter_context(Process(
+        "alertmanager", [pinned_binary("alertmanager"), *localize.local_args(am_w.args, root, am_addr)],
+        logs / "alertmanager.log"))
+    prom_proc = stack.enter_context(Process(
+        "prometheus", [pinned_binary("prometheus"), *localize.local_args(prom_w.args, root, prom_addr)],
+        logs / "prometheus.log"))
+    am, prom = f"http://{am_addr}", f"http://{prom_addr}"
+    am_proc.wait_ready(f"{am}/-/ready")
+    prom_proc.wait_ready(f"{prom}/-/ready")
+    return prom, am, prom_proc, am_proc
