@@ -33,8 +33,8 @@ queries returns series for this host, and so does every query of the Node dashbo
 rendered rule is loaded and healthy; NodeFilesystemAlmostFull reaches Alertmanager and the
 critical receiver's webhook with `severity="critical"`, the node_exporter's `instance`, `job` and
 `mountpoint="/"`; read-only mounts (the rule's `readonly == 0` clause) do not fire; and at the
-stack's default threshold the same expression is quiet for `/` (the overlay, not a full disk,
-made it fire). Run alone: `./venv/bin/pytest tests/test_host_monitoring_e2e.py -s` (~15 s).
+stack's default threshold the same expression has a series for `/` exactly when the real disk is
+below it (on a roomy disk: the overlay, not a full disk, made it fire). Run alone: `./venv/bin/pytest tests/test_host_monitoring_e2e.py -s` (~15 s).
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ SCRAPE_INTERVAL = "1s"
 WAIT = 60  # seconds for every query to have data and the alert to arrive (about 6 s normally)
 MOUNT = "/"  # the real mount whose free fraction the overlay's threshold sits above
 MARGIN = 0.05  # threshold = free fraction of MOUNT + this (disk use moves far less during the test)
+CONTROL_BAND = 0.002  # the control's "too close to call": 0.2 % of the disk (500 MB of 250 GB)
 FS_FOR = "1m"  # pending time of the overlay's alert: 1 s at SCALE, so it goes pending, then firing
 ALERT = "NodeFilesystemAlmostFull"
 # The seed guide's Saturation query, verbatim (guide "Grafana可视化", "4. 饱和度（Saturation）- CPU使用率").
@@ -394,13 +395,19 @@ def test_filesystem_alert_skips_read_only_mounts(run: Running):
     assert MOUNT in firing and not ro & firing, (ro, firing)
 
 
-def test_default_threshold_is_quiet_for_the_mount(run: Running):
-    """The overlay made it fire, not a full disk: the stack's own expression (default threshold)
-    has no series for MOUNT while its free fraction is above that threshold."""
+def test_default_threshold_follows_the_real_disk(run: Running):
+    """The control: the stack's own expression (default threshold) has a series for MOUNT exactly
+    when MOUNT's real free fraction is below that threshold. On a roomy disk that shows the overlay,
+    not a full disk, made the alert fire; on a host whose disk really is nearly full (a CI machine
+    that has just built every tool from nothing can be) it shows the default rule catches it.
+    Only a disk sitting within CONTROL_BAND of the threshold cannot tell, and is reported as such."""
     (default,) = [r for g in node_exporter.monitoring_rules(run.settings)["node.yml"]["groups"]
                   for r in g["rules"] if r.get("alert") == ALERT]
     default_threshold = inspect.signature(node_exporter.monitoring_rules).parameters["fs_free_critical"].default
     assert f"< {default_threshold} " in default["expr"]
-    if free_fraction(MOUNT) <= default_threshold + MARGIN:
-        pytest.fail(f"{MOUNT} is nearly full on this host: the control cannot tell the overlay from the disk")
-    assert not [r for r in run.query(default["expr"]) if r["metric"].get("mountpoint") == MOUNT]
+    free = free_fraction(MOUNT)
+    if abs(free - default_threshold) < CONTROL_BAND:
+        pytest.skip(f"{MOUNT} is {free:.4f} free, within {CONTROL_BAND} of the default threshold "
+                    f"{default_threshold}: the control cannot decide")
+    series = [r for r in run.query(default["expr"]) if r["metric"].get("mountpoint") == MOUNT]
+    assert bool(series) == (free < default_threshold), (free, default_threshold, series)
