@@ -70,6 +70,10 @@ OBJECT_STORAGE_AZURE = {NS + "objectStorage": {
 }}
 
 
+# The replicated object-storage scenarios below, by the `objectStorage` kind each configures.
+OBJECT_STORAGE_KINDS = {"object-storage-s3": "s3", "object-storage-gcs": "gcs", "object-storage-azure": "azure"}
+
+
 def scenarios() -> dict[str, tuple[str, dict]]:
     prod = stack_file_config("prod")
     return {

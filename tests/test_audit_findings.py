@@ -14,9 +14,7 @@ import yaml
 from tests.harness import run_stack
 
 CONTAINER = "docker:index/container:Container"
-STATEFULSET = "kubernetes:apps/v1:StatefulSet"
-CONFIGMAP = "kubernetes:core/v1:ConfigMap"
-DAEMONSET = "kubernetes:apps/v1:DaemonSet"
+from tests.k8s_types import STS as STATEFULSET, CONFIGMAP, DAEMONSET
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,7 @@ from observability_stack.config import ConfigError, Settings
 from tests.harness import assert_gossip_only_between_peers, scenario
 from tests.scenarios import EXAMPLE_BUCKET
 
-STS = "kubernetes:apps/v1:StatefulSet"
-SERVICE = "kubernetes:core/v1:Service"
-PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+from tests.k8s_types import STS, SERVICE, PDB
 ALERTING = {"receivers": [{"name": "pager", "webhook": {"url": "http://pager.invalid/"}}],
             "routes": {"critical": "pager", "warning": "pager"}}
 DB = "postgres://grafana:pw@db.example.com:5432/grafana"

@@ -26,8 +26,7 @@ from tooling.mockrun import engine_config
 
 pytestmark = pytest.mark.engine
 NS = "observability:"
-CLAIM = "kubernetes:core/v1:PersistentVolumeClaim"
-STATEFULSET = "kubernetes:apps/v1:StatefulSet"
+from tests.k8s_types import PVC as CLAIM, STS as STATEFULSET
 # Content-named (`<tool>-config-<hash>`, immutable): a changed config is a new object.
 REPLACEABLE = {"kubernetes:core/v1:ConfigMap"}
 

@@ -19,7 +19,7 @@ from observability_stack.components.render import links_for, render_all, workloa
 from observability_stack.components.targets.kubernetes import selector_labels
 from observability_stack.config import ConfigError, load_settings
 from tests.harness import run_with_workloads
-from tests.scenarios import KUBERNETES, settings_for
+from tests.scenarios import KUBERNETES, OBJECT_STORAGE_KINDS, settings_for
 
 # Upstream facts (Pyroscope 1.21.1; docs/upstream-facts.md section 18):
 # operations/pyroscope/helm/pyroscope/values-micro-services.yaml `pyroscope.components`, less the
@@ -31,12 +31,7 @@ RF = 3  # components/ingester.md "replicated to three ingesters"; chart store-ga
 HTTP_PORT = 4040  # server.http_listen_port default (pyroscope.go overrides): every ring's ListenPort
 MEMBERLIST_PORT = 7946  # the chart's memberlist Service port, dskit's default bind_port
 
-STS = "kubernetes:apps/v1:StatefulSet"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-SERVICE = "kubernetes:core/v1:Service"
-PDB = "kubernetes:policy/v1:PodDisruptionBudget"
-NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
-KINDS = {"object-storage-s3": "s3", "object-storage-gcs": "gcs", "object-storage-azure": "azure"}
+from tests.k8s_types import STS, DEPLOYMENT, SERVICE, PDB, NETPOL
 
 
 def config(settings) -> dict:
@@ -57,12 +52,12 @@ def prod_run():
     return run_with_workloads(*KUBERNETES["prod"])
 
 
-@pytest.mark.parametrize("scenario", sorted(KINDS))
+@pytest.mark.parametrize("scenario", sorted(OBJECT_STORAGE_KINDS))
 def test_every_storage_kind_runs_the_microservices_with_rf3(scenario):
     settings = settings_for(scenario)
     assert settings.high_availability and settings.replicas("pyroscope") == RF
     doc = config(settings)
-    assert doc["storage"]["backend"] == KINDS[scenario] and "filesystem" not in doc["storage"]
+    assert doc["storage"]["backend"] == OBJECT_STORAGE_KINDS[scenario] and "filesystem" not in doc["storage"]
     assert doc["ingester"]["lifecycler"]["ring"]["replication_factor"] == RF
     assert doc["store_gateway"]["sharding_ring"]["replication_factor"] == RF
     workloads = workloads_of("pyroscope", settings)

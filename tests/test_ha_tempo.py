@@ -17,7 +17,7 @@ from observability_stack.components.render import render_all, workloads_of
 from observability_stack.components.targets.kubernetes import selector_labels
 from observability_stack.config import ConfigError, load_settings
 from tests.harness import run_with_workloads
-from tests.scenarios import KUBERNETES, settings_for
+from tests.scenarios import KUBERNETES, OBJECT_STORAGE_KINDS, settings_for
 
 # Upstream facts (Tempo 2.10.8; docs/upstream-facts.md):
 TARGET = "scalable-single-binary"  # cmd/tempo/app/modules.go `ScalableSingleBinary`
@@ -25,11 +25,7 @@ RF = 3  # configuration/_index.md ingester block; example/docker-compose/distrib
 MEMBERLIST_PORT = 7946  # dskit memberlist default bind_port; the scalable example's bind_port
 DEFAULT_RF = 1  # modules/ingester/config.go: what Tempo runs with when nothing is set
 
-STS = "kubernetes:apps/v1:StatefulSet"
-SERVICE = "kubernetes:core/v1:Service"
-PDB = "kubernetes:policy/v1:PodDisruptionBudget"
-NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
-KINDS = {"object-storage-s3": "s3", "object-storage-gcs": "gcs", "object-storage-azure": "azure"}
+from tests.k8s_types import STS, SERVICE, PDB, NETPOL
 
 
 def tempo_config(settings) -> dict:
@@ -40,7 +36,7 @@ def named(run, typ):
     return {r.inputs["metadata"]["name"]: r for r in run.of_type(typ)}
 
 
-@pytest.mark.parametrize("scenario", sorted(KINDS))
+@pytest.mark.parametrize("scenario", sorted(OBJECT_STORAGE_KINDS))
 def test_every_storage_kind_runs_scalable_monolithic_with_rf3(scenario):
     settings = settings_for(scenario)
     assert settings.high_availability and settings.replicas("tempo") == RF
@@ -48,7 +44,7 @@ def test_every_storage_kind_runs_scalable_monolithic_with_rf3(scenario):
     assert doc["target"] == TARGET
     trace = doc["storage"]["trace"]
     # Blocks meet in the bucket: no replica keeps them on its own disk.
-    assert trace["backend"] == KINDS[scenario] and KINDS[scenario] in trace and "local" not in trace
+    assert trace["backend"] == OBJECT_STORAGE_KINDS[scenario] and OBJECT_STORAGE_KINDS[scenario] in trace and "local" not in trace
     ring = doc["ingester"]["lifecycler"]["ring"]
     assert ring["replication_factor"] == RF and ring["kvstore"]["store"] == "memberlist"
     assert doc["compactor"]["ring"]["kvstore"]["store"] == "memberlist"

@@ -19,11 +19,7 @@ from tests.harness import assert_gossip_only_between_peers, run_with_workloads, 
 from tests.scenarios import EXAMPLE_BUCKET
 
 NS = "observability:"
-STS = "kubernetes:apps/v1:StatefulSet"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-SERVICE = "kubernetes:core/v1:Service"
-PDB = "kubernetes:policy/v1:PodDisruptionBudget"
-NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+from tests.k8s_types import STS, DEPLOYMENT, SERVICE, PDB, NETPOL
 PROD_ALERTING = {"receivers": [{"name": "pager", "webhook": {"url": "http://pager.invalid/"}}],
                  "routes": {"critical": "pager", "warning": "pager"}}
 # Pyroscope's microservices (tests/test_ha_pyroscope.py): the ingesters keep the tool's name.

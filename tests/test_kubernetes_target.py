@@ -23,15 +23,7 @@ from tooling.mockrun import stack_file_config
 NS = "observability:"
 TOOLS = ("prometheus", "alertmanager", "loki", "tempo", "mimir", "pyroscope", "collector", "grafana")
 
-STS = "kubernetes:apps/v1:StatefulSet"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-DAEMONSET = "kubernetes:apps/v1:DaemonSet"
-PVC = "kubernetes:core/v1:PersistentVolumeClaim"
-SERVICE = "kubernetes:core/v1:Service"
-CONFIGMAP = "kubernetes:core/v1:ConfigMap"
-SECRET = "kubernetes:core/v1:Secret"
-NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
-PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+from tests.k8s_types import STS, DEPLOYMENT, DAEMONSET, PVC, SERVICE, CONFIGMAP, SECRET, NETPOL, PDB
 CONTROLLERS = (STS, DEPLOYMENT, DAEMONSET)
 
 def get(obj: Any, path: str) -> Any:

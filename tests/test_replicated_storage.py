@@ -25,14 +25,11 @@ from observability_stack.components.targets.kubernetes import selector_labels
 from observability_stack.components.workload import MEMBERLIST_PORT
 from observability_stack.config import ConfigError, Settings
 from tests.harness import scenario
-from tests.scenarios import EXAMPLE_BUCKET, scenarios, settings_for
+from tests.scenarios import EXAMPLE_BUCKET, OBJECT_STORAGE_KINDS, scenarios, settings_for
 
 PROD_ALERTING = {"receivers": [{"name": "pager", "webhook": {"url": "http://pager.invalid/"}}],
                  "routes": {"critical": "pager", "warning": "pager"}}
-STS = "kubernetes:apps/v1:StatefulSet"
-SERVICE = "kubernetes:core/v1:Service"
-PDB = "kubernetes:policy/v1:PodDisruptionBudget"
-NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+from tests.k8s_types import STS, SERVICE, PDB, NETPOL
 CONFIGS = {"loki": "loki/loki.yaml", "mimir": "mimir/mimir.yaml"}
 GRPC = 9095  # both tools' `server.grpc_listen_port`
 
@@ -136,7 +133,7 @@ def test_mimir_single_node_keeps_in_memory_rings():
 # -- every object-storage kind, HA on: the scenarios the key check runs -------------------------
 
 
-@pytest.mark.parametrize("name", ["object-storage-s3", "object-storage-gcs", "object-storage-azure", "prod"])
+@pytest.mark.parametrize("name", [*sorted(OBJECT_STORAGE_KINDS), "prod"])
 def test_key_check_scenarios_render_the_replicated_shape(name):
     s = settings_for(name)
     assert s.target == "kubernetes" and s.replicas("loki") == s.replicas("mimir") == 3
