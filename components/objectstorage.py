@@ -22,7 +22,8 @@ Credentials never enter a config file, a ConfigMap or an argument:
   empty (Mimir's reference: "If empty, fallback to Google default logic"), and ADC reads that file.
 - No key at all: workload identity. Each tool's default credential chain (AWS web identity / IRSA,
   GKE metadata server, Azure federated token) is used, and
-  `objectStorage.serviceAccountAnnotations` go on the tool's ServiceAccount.
+  `objectStorage.serviceAccountAnnotations` go on the tool's ServiceAccount; on Azure the pods
+  also get the label its admission webhook selects on (`Bucket.pod_labels`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ GCS_KEY_ENV = "GOOGLE_APPLICATION_CREDENTIALS"
 # `config.expand-env` is a flag of Loki 3.7.6, Mimir 3.0.2, Tempo 2.10.8 and Pyroscope 1.21.1).
 EXPAND_ENV_FLAG = "-config.expand-env=true"
 HTTPS = 443
+AZURE_WORKLOAD_IDENTITY_LABEL = "azure.workload.identity/use"
 
 
 class EnvRef(str):
@@ -92,6 +94,15 @@ class Bucket:
     @property
     def workload_identity(self) -> bool:
         return not self.secret_env and not self.secret_files
+
+    @property
+    def pod_labels(self) -> dict[str, str]:
+        """Azure workload identity: its admission webhook injects the federated token (the file
+        every tool's Azure client reads with `use_federated_token`) only into pods carrying this
+        label ("This label is **required** in the pod template spec", azure-workload-identity
+        docs, "Service Account Labels and Annotations"). S3 (IRSA) and GCS (GKE metadata server)
+        need only the ServiceAccount annotation."""
+        return {AZURE_WORKLOAD_IDENTITY_LABEL: "true"} if self.kind == "azure" and self.workload_identity else {}
 
     @property
     def args(self) -> tuple[str, ...]:
@@ -163,5 +174,6 @@ def workload_fields(bucket: Optional[Bucket]) -> dict[str, Any]:
         "env": dict(bucket.env),
         "egress_ports": bucket.egress_ports,
         "service_account_annotations": dict(bucket.service_account_annotations),
+        "pod_labels": bucket.pod_labels,
         "extra_args": bucket.args,
     }

@@ -269,6 +269,10 @@ class Workload:
     # Annotations on the workload's identity (Kubernetes ServiceAccount), e.g. for workload
     # identity (`eks.amazonaws.com/role-arn`).
     service_account_annotations: dict[str, str] = field(default_factory=dict)
+    # Labels on the pod (Kubernetes) besides the stack's own, for what selects pods by label: Azure
+    # workload identity's webhook mutates only pods labelled `azure.workload.identity/use: "true"`.
+    # Never part of a selector, so adding one rolls the pods and replaces nothing.
+    pod_labels: dict[str, str] = field(default_factory=dict)
     # Host directories mounted read-only (HostMount), and the host's PID / network namespaces:
     # what a host exporter needs (node_exporter's README and kube-prometheus' DaemonSet). A
     # workload on the host network has no Docker network alias: the Docker backend keeps it in the

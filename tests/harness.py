@@ -12,8 +12,10 @@ from tooling.mockrun import (  # noqa: F401
 )
 
 
-def run_with_workloads(stack: str, overrides: Optional[dict] = None) -> tuple[Run, list[Workload]]:
-    """Run a Kubernetes-target stack and capture every workload the backend deployed."""
+def run_with_workloads(stack: str, overrides: Optional[dict] = None, *,
+                       config: Optional[dict] = None) -> tuple[Run, list[Workload]]:
+    """Run a Kubernetes-target stack and capture every workload the backend deployed: the
+    committed stack file with `overrides` merged in (`run_stack`), or exactly `config`."""
     captured: list[Workload] = []
     original = KubernetesBackend.finish
 
@@ -23,7 +25,7 @@ def run_with_workloads(stack: str, overrides: Optional[dict] = None) -> tuple[Ru
 
     KubernetesBackend.finish = finish
     try:
-        run = run_stack(stack, overrides)
+        run = run_stack(stack, overrides) if config is None else run_program(stack, config)
     finally:
         KubernetesBackend.finish = original
     assert run.error is None, run.error

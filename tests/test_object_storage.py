@@ -15,7 +15,9 @@ from observability_stack.components.render import render_all, workloads_of
 from observability_stack.config import ConfigError, Settings, load_settings
 from observability_stack.config.storage_rules import object_storage_problems
 from keycheck.check import check_dir
-from tests.scenarios import SECRET
+from tests.harness import run_with_workloads, stack_file_config
+from tests.k8s_types import DAEMONSET, DEPLOYMENT, STS
+from tests.scenarios import NS, OBJECT_STORAGE_AZURE, SECRET, SECURE
 
 ROUTES = {"receivers": [{"name": "p", "pagerduty": {"routingKey": SECRET + "pd"}}],
           "routes": {"critical": "p", "warning": "p"}}
@@ -171,6 +173,34 @@ def test_workload_identity_has_no_secret_and_annotates_the_service_account():
         assert "${" not in render_all(s)[path]
         assert w.egress_ports == (443,)
 
+
+
+@pytest.mark.parametrize("overrides, labelled", [
+    (OBJECT_STORAGE_AZURE, True),  # Azure without an account key: workload identity
+    ({NS + "objectStorage": {"azure": {"accountName": "obsdata", "container": "observability",
+                                       "accountKey": SECURE}}}, False),  # a key: no webhook needed
+    ({}, False),  # the committed prod stack: S3 through IRSA, the ServiceAccount annotation only
+])
+def test_azure_workload_identity_labels_the_storage_pods_only(overrides, labelled):
+    """Azure's webhook mutates only pods labelled `azure.workload.identity/use: "true"` ("This label
+    is **required** in the pod template spec", azure-workload-identity's "Service Account Labels
+    and Annotations"); without it the tools' `use_federated_token` finds no token file."""
+    # The committed prod stack's example bucket is S3: an Azure store replaces the whole key.
+    config = {**stack_file_config("prod"), **overrides}
+    run, workloads = run_with_workloads("prod", config=config)
+    storage = {w.name for w in workloads if w.name.split("-")[0] in CONFIGS}
+    assert {"loki", "mimir", "tempo", "pyroscope"} <= storage
+    templates = 0
+    for r in run.resources:
+        if r.type not in (STS, DEPLOYMENT, DAEMONSET):
+            continue
+        templates += 1
+        pod_labels = r.inputs["spec"]["template"]["metadata"]["labels"]
+        expected = labelled and pod_labels["app.kubernetes.io/name"] in storage
+        assert (pod_labels.get("azure.workload.identity/use") == "true") == expected, (r.name, pod_labels)
+        # Never in the selector: adding the label rolls the pods and replaces no StatefulSet.
+        assert "azure.workload.identity/use" not in r.inputs["spec"]["selector"]["matchLabels"]
+    assert templates == len(workloads) and len(storage) >= 10  # Pyroscope's seven components included
 
 def test_claims_hold_only_wal_and_cache():
     filesystem, bucket = prod(), prod(objectStorage={"gcs": {"bucket": "observability"}})

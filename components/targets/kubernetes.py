@@ -533,7 +533,7 @@ class KubernetesBackend:
             spec["tolerations"] = [{"operator": "Exists"}]
         if volumes:
             spec["volumes"] = volumes
-        metadata: dict = {"labels": labels(w.name, self.flags.stack)}
+        metadata: dict = {"labels": {**w.pod_labels, **labels(w.name, self.flags.stack)}}
         if annotations:
             metadata["annotations"] = annotations
         return {"metadata": metadata, "spec": spec}
