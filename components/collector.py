@@ -397,8 +397,10 @@ def workloads(settings: Settings, links: Links, platform: Platform) -> tuple[Wor
             config_files=(ConfigFile(CONFIG_PATH, files["collector/events.yaml"]),),
             talks_to=(serves(links.service(TOOL))["otlp-grpc"],),
             cluster_rules=kube_events.cluster_rules(),
-            # One watcher, always (not the gateway's replicas): see the module docstring.
+            # One watcher, always (not the gateway's replicas), rollouts included: see
+            # components/kube_events.py ("must be deployed as one replica").
             replicas=1,
+            singleton=True,
         ))
     agent = Workload(
         name=agent_name(links),

@@ -249,6 +249,10 @@ class Workload:
     # Instances (Kubernetes; the Docker target runs one). More than one gets a PodDisruptionBudget,
     # topology spread and one-at-a-time rollouts from the backend.
     replicas: int = 1
+    # Never two instances, not even during a rollout (Kubernetes: the `Recreate` strategy, the old
+    # pod stops before the new one starts): a watcher whose every instance would ship the same
+    # data (the events collector). The price is a gap of one restart instead of duplicates.
+    singleton: bool = False
     # The replicas are each addressed (scraping every replica, alerting every Alertmanager, load
     # balancing by trace ID) or find each other (gossip): a headless Service `peers_service(name)`
     # with one A record per pod. "ready": ready pods only (load-balancing targets); "all": ready

@@ -10,6 +10,8 @@ import yaml
 from observability_stack.components import kube_events
 from observability_stack.components.render import render_tool, workloads_of
 from observability_stack.config import load_settings
+from tests.harness import scenario
+from tests.k8s_types import DEPLOYMENT
 from tests.scenarios import settings_for
 
 EVENTS = "collector/events.yaml"
@@ -38,6 +40,17 @@ def test_the_events_workload_is_one_watcher_with_list_watch_on_events_only():
     # The same file whatever the gateway's shape: what the e2e test runs is what prod runs.
     assert render_tool("collector", prod)[EVENTS] == render_tool("collector", _k8s())[EVENTS]
 
+
+
+def test_a_rollout_never_runs_two_watchers():
+    """The default RollingUpdate would start the new pod while the old one still watches: both
+    would ship every event of the overlap. `Recreate` stops the old one first."""
+    run, _ = scenario("prod")
+    strategies = {r.inputs["metadata"]["name"]: r.inputs["spec"]["strategy"] for r in run.resources if r.type == DEPLOYMENT}
+    assert strategies["collector-events"] == {"type": "Recreate"}
+    # Only the watcher: the gateway keeps serving through its rollouts.
+    assert strategies["collector"]["type"] == "RollingUpdate"
+    assert [n for n, s in strategies.items() if s["type"] == "Recreate"] == ["collector-events"]
 
 @pytest.mark.parametrize("settings", [
     pytest.param(lambda: load_settings({"target": "docker"}, stack="dev"), id="docker"),

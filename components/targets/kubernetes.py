@@ -398,6 +398,9 @@ class KubernetesBackend:
         return Deployed(internal_urls=internal, external_urls=external)
 
     def _deployment_strategy(self, w: Workload) -> dict:
+        if w.singleton:
+            # The default RollingUpdate surges one new pod while the old one still runs.
+            return {"type": "Recreate"}
         if replicas(w) > 1:
             # Keep every replica serving during a rollout: one extra pod first, then one old one out.
             return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
